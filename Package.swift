@@ -1,0 +1,77 @@
+// swift-tools-version: 6.1
+//
+// The manifest is the architecture diagram: each layer is one target and
+// depends only on the layers below it.
+//
+//   CBLAS ─► Tensors ─► Autodiff ─► NeuralNetworks ─► Autoregressive ─► models ─► seriatim
+//   CZlib ──────────────────────────┘ (checkpoint checksums, PNG)
+//
+// CPU target. Swift on x86-64 Linux emits plain SSE2 by default, which turns
+// every SIMD fused multiply-add into a library call. The numeric targets are
+// therefore compiled for a concrete CPU:
+//   SERIATIM_CPU unset   → detect from /proc/cpuinfo: `skylake-avx512` when the
+//                          AVX-512 F/BW/DQ/VL set is present, else `haswell`
+//                          (AVX2 + FMA), else no flag;
+//   SERIATIM_CPU=generic → no flag: a build that runs on any x86-64;
+//   SERIATIM_CPU=NAME    → `-target-cpu NAME` (an LLVM CPU name such as
+//                          haswell, skylake-avx512, znver3).
+import Foundation
+import PackageDescription
+
+func targetCPU() -> String? {
+    #if arch(x86_64)
+    let requested = ProcessInfo.processInfo.environment["SERIATIM_CPU"] ?? ""
+    if requested == "generic" { return nil }
+    if !requested.isEmpty { return requested }
+    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+          let flagsLine = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+    else { return "haswell" }
+    let flags = Set(flagsLine.split(separator: " ").map(String.init))
+    if ["avx512f", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains) { return "skylake-avx512" }
+    if ["avx2", "fma"].allSatisfy(flags.contains) { return "haswell" }
+    return nil
+    #else
+    return nil
+    #endif
+}
+
+let numericSettings: [SwiftSetting] = {
+    var settings: [SwiftSetting] = []
+    if let cpu = targetCPU() { settings.append(.unsafeFlags(["-target-cpu", cpu])) }
+    return settings
+}()
+
+let package = Package(
+    name: "Seriatim",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "seriatim", targets: ["seriatim"]),
+        .library(name: "Seriatim", targets: ["Tensors", "Autodiff", "NeuralNetworks"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+
+        .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: numericSettings),
+        .target(name: "Autodiff", dependencies: ["Tensors"], swiftSettings: numericSettings),
+        .target(name: "NeuralNetworks", dependencies: ["Autodiff", "Tensors", "CZlib"],
+                swiftSettings: numericSettings),
+        .target(name: "TestSupport", dependencies: ["Autodiff", "Tensors"]),
+
+        .target(name: "SeriatimCommands", dependencies: [
+            "Tensors", "Autodiff", "NeuralNetworks", "CBLAS",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: numericSettings),
+        .executableTarget(name: "seriatim", dependencies: ["SeriatimCommands"]),
+
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
+        .testTarget(name: "AutodiffTests", dependencies: ["Autodiff", "Tensors", "TestSupport"]),
+        .testTarget(name: "NeuralNetworksTests",
+                    dependencies: ["NeuralNetworks", "Autodiff", "Tensors", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

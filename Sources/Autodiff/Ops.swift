@@ -1,0 +1,271 @@
+import Tensors
+
+// Every differentiable op: the forward value and, beside it, the pullback that maps the
+// output gradient to gradients of the inputs.
+
+// MARK: - Linear algebra
+
+/// Matrix product `op(lhs) · op(rhs)`; see `Kernels.matmul` for shapes and batching.
+public func matmul(_ lhs: Variable, _ rhs: Variable, transposeLeft: Bool = false, transposeRight: Bool = false) -> Variable {
+    Variable(Kernels.matmul(lhs.value, rhs.value, transposeLeft: transposeLeft, transposeRight: transposeRight),
+             parents: [lhs, rhs]) { gradient in
+        let (gl, gr) = Kernels.matmulBackward(gradient, lhs.value, rhs.value,
+                                              transposeLeft: transposeLeft, transposeRight: transposeRight)
+        lhs.accumulate(gl)
+        rhs.accumulate(gr)
+    }
+}
+
+/// `x · (W ⊙ M)ᵀ + b` for `x` `[N, I]`, `weight` `[O, I]`, a constant `mask` `[O, I]`, `bias` `[O]`.
+///
+/// The mask multiplies a copy of the weight on the way in; the stored weight is never changed,
+/// and its gradient is masked the same way.
+public func linear(_ x: Variable, weight: Variable, bias: Variable?, mask: Tensor? = nil) -> Variable {
+    precondition(x.value.rank == 2 && weight.value.rank == 2 && x.value.shape[1] == weight.value.shape[1],
+                 "linear: input \(x.shape) and weight \(weight.shape) need [N, I] and [O, I]")
+    let effective = mask.map { Kernels.binary(.multiply, weight.value, $0) } ?? weight.value
+    var output = Kernels.matmul(x.value, effective, transposeRight: true)
+    if let bias { output = Kernels.add(output, bias.value) }
+    return Variable(output, parents: [x, weight] + (bias.map { [$0] } ?? [])) { gradient in
+        if x.requiresGradient { x.accumulate(Kernels.matmul(gradient, effective)) }
+        if weight.requiresGradient {
+            let g = Kernels.matmul(gradient, x.value, transposeLeft: true)
+            weight.accumulate(mask.map { Kernels.binary(.multiply, g, $0) } ?? g)
+        }
+        bias?.accumulate(Kernels.sum(gradient, axes: [0]))
+    }
+}
+
+// MARK: - Elementwise arithmetic with broadcasting
+
+private func binaryOp(_ function: BinaryFunction, _ a: Variable, _ b: Variable) -> Variable {
+    let output = Kernels.binary(function, a.value, b.value)
+    return Variable(output, parents: [a, b]) { gradient in
+        switch function {
+        case .add:
+            a.accumulate(Kernels.sum(gradient, toShape: a.shape))
+            b.accumulate(Kernels.sum(gradient, toShape: b.shape))
+        case .subtract:
+            a.accumulate(Kernels.sum(gradient, toShape: a.shape))
+            b.accumulate(Kernels.scale(Kernels.sum(gradient, toShape: b.shape), by: -1))
+        case .multiply:
+            if a.requiresGradient { a.accumulate(Kernels.sum(Kernels.binary(.multiply, gradient, b.value), toShape: a.shape)) }
+            if b.requiresGradient { b.accumulate(Kernels.sum(Kernels.binary(.multiply, gradient, a.value), toShape: b.shape)) }
+        case .divide:
+            if a.requiresGradient { a.accumulate(Kernels.sum(Kernels.binary(.divide, gradient, b.value), toShape: a.shape)) }
+            if b.requiresGradient {
+                // ∂(a/b)/∂b = −a/b² = −output/b
+                let g = Kernels.binary(.multiply, gradient, Kernels.binary(.divide, output, b.value))
+                b.accumulate(Kernels.scale(Kernels.sum(g, toShape: b.shape), by: -1))
+            }
+        }
+    }
+}
+
+public func + (a: Variable, b: Variable) -> Variable { binaryOp(.add, a, b) }
+public func - (a: Variable, b: Variable) -> Variable { binaryOp(.subtract, a, b) }
+public func * (a: Variable, b: Variable) -> Variable { binaryOp(.multiply, a, b) }
+public func / (a: Variable, b: Variable) -> Variable { binaryOp(.divide, a, b) }
+
+/// `x · factor`.
+public func * (x: Variable, factor: Float) -> Variable {
+    Variable(Kernels.scale(x.value, by: factor), parents: [x]) { gradient in
+        x.accumulate(Kernels.scale(gradient, by: factor))
+    }
+}
+
+/// `x + constant` (the constant broadcast).
+public func + (x: Variable, constant: Float) -> Variable {
+    Variable(Tensor(shape: x.shape, scalars: x.value.scalars.map { $0 + constant }), parents: [x]) { gradient in
+        x.accumulate(gradient)
+    }
+}
+
+public prefix func - (x: Variable) -> Variable { x * -1 }
+
+// MARK: - Nonlinearities
+
+private func unaryOp(_ function: UnaryFunction, _ x: Variable) -> Variable {
+    let output = Kernels.unary(function, x.value)
+    return Variable(output, parents: [x]) { gradient in
+        x.accumulate(Kernels.unaryBackward(function, x: x.value, y: output, gradient: gradient))
+    }
+}
+
+public func tanh(_ x: Variable) -> Variable { unaryOp(.tanh, x) }
+public func sigmoid(_ x: Variable) -> Variable { unaryOp(.sigmoid, x) }
+public func relu(_ x: Variable) -> Variable { unaryOp(.relu, x) }
+public func exp(_ x: Variable) -> Variable { unaryOp(.exp, x) }
+public func log(_ x: Variable) -> Variable { unaryOp(.log, x) }
+public func softplus(_ x: Variable) -> Variable { unaryOp(.softplus, x) }
+
+/// The fused WaveNet gate `tanh(filter) ⊙ σ(gate)` (shapes equal).
+public func gatedActivation(filter: Variable, gate: Variable) -> Variable {
+    precondition(filter.shape == gate.shape, "gatedActivation: filter \(filter.shape) and gate \(gate.shape) differ")
+    let count = filter.value.count
+    let output = Tensor(shape: filter.shape) { out in
+        filter.value.withUnsafeBufferPointer { a in
+            gate.value.withUnsafeBufferPointer { b in
+                Kernels.gatedForward(count: count, filter: a.baseAddress!, gate: b.baseAddress!, output: out.baseAddress!)
+            }
+        }
+    }
+    return Variable(output, parents: [filter, gate]) { gradient in
+        var da = Tensor.zeros(filter.shape), db = Tensor.zeros(gate.shape)
+        filter.value.withUnsafeBufferPointer { a in
+            gate.value.withUnsafeBufferPointer { b in
+                gradient.withUnsafeBufferPointer { g in
+                    da.withUnsafeMutableBufferPointer { dap in
+                        db.withUnsafeMutableBufferPointer { dbp in
+                            Kernels.gatedBackward(count: count, filter: a.baseAddress!, gate: b.baseAddress!,
+                                                  gradient: g.baseAddress!, filterGradient: dap.baseAddress!,
+                                                  gateGradient: dbp.baseAddress!)
+                        }
+                    }
+                }
+            }
+        }
+        filter.accumulate(da)
+        gate.accumulate(db)
+    }
+}
+
+// MARK: - Losses and normalisers
+
+/// Per-position `−log softmax(logits)[target]` over the class `axis` (the fused kernel);
+/// the result has the logits' shape without the class axis. Negative targets are ignored (loss 0).
+public func softmaxCrossEntropy(logits: Variable, targets: [Int32], axis: Int) -> Variable {
+    let (loss, lse) = Kernels.softmaxCrossEntropy(logits.value, targets: targets, axis: axis)
+    return Variable(loss, parents: [logits]) { gradient in
+        logits.accumulate(Kernels.softmaxCrossEntropyBackward(logits.value, targets: targets, axis: axis,
+                                                              logSumExp: lse, gradient: gradient))
+    }
+}
+
+/// Elementwise binary cross-entropy of `sigmoid(logits)` against constant targets in [0, 1].
+public func sigmoidCrossEntropy(logits: Variable, targets: Tensor) -> Variable {
+    Variable(Kernels.sigmoidCrossEntropy(logits: logits.value, targets: targets), parents: [logits]) { gradient in
+        logits.accumulate(Kernels.sigmoidCrossEntropyBackward(logits: logits.value, targets: targets, gradient: gradient))
+    }
+}
+
+/// `x − logsumexp(x)` over `axis`.
+public func logSoftmax(_ x: Variable, axis: Int) -> Variable {
+    let output = Kernels.logSoftmax(x.value, axis: axis)
+    return Variable(output, parents: [x]) { gradient in
+        x.accumulate(Kernels.logSoftmaxBackward(output: output, gradient: gradient, axis: axis))
+    }
+}
+
+/// log Σ exp(x) over `axis` (the axis removed).
+public func logSumExp(_ x: Variable, axis: Int) -> Variable {
+    let layout = Kernels.classLayout(x.shape, axis: axis)
+    var shape = x.shape
+    shape.remove(at: axis)
+    let output = Tensor(shape: shape) { out in
+        x.value.withUnsafeBufferPointer { Kernels.logSumExp(count: layout, $0.baseAddress!, out.baseAddress!) }
+    }
+    return Variable(output, parents: [x]) { gradient in
+        // ∂/∂xₖ = softmax(x)ₖ · g
+        var kept = x.shape
+        kept[axis] = 1
+        let softmax = Kernels.unary(.exp, Kernels.binary(.subtract, x.value, output.reshaped(kept)))
+        x.accumulate(Kernels.binary(.multiply, softmax, gradient.reshaped(kept)))
+    }
+}
+
+// MARK: - Reductions
+
+/// Sum over `axes` (all axes when nil, giving a scalar).
+public func sum(_ x: Variable, axes: [Int]? = nil) -> Variable {
+    let axes = axes ?? Array(0..<x.value.rank)
+    return Variable(Kernels.sum(x.value, axes: axes), parents: [x]) { gradient in
+        var kept = x.shape
+        for a in axes { kept[a] = 1 }
+        x.accumulate(Kernels.binary(.add, Tensor.zeros(x.shape), gradient.reshaped(kept)))
+    }
+}
+
+/// Mean over `axes` (all axes when nil).
+public func mean(_ x: Variable, axes: [Int]? = nil) -> Variable {
+    let axes = axes ?? Array(0..<x.value.rank)
+    let n = axes.reduce(1) { $0 * x.shape[$1] }
+    return sum(x, axes: axes) * (1 / Float(max(n, 1)))
+}
+
+// MARK: - Layout
+
+/// The same elements with another shape.
+public func reshape(_ x: Variable, _ shape: [Int]) -> Variable {
+    Variable(x.value.reshaped(shape), parents: [x]) { gradient in x.accumulate(gradient.reshaped(x.shape)) }
+}
+
+/// Axis permutation (result axis i is input axis `axes[i]`).
+public func permute(_ x: Variable, _ axes: [Int]) -> Variable {
+    var inverse = [Int](repeating: 0, count: axes.count)
+    for (i, a) in axes.enumerated() { inverse[a] = i }
+    return Variable(Kernels.permute(x.value, axes), parents: [x]) { gradient in
+        x.accumulate(Kernels.permute(gradient, inverse))
+    }
+}
+
+/// The sub-range `range` of `axis`.
+public func slice(_ x: Variable, axis: Int, range: Range<Int>) -> Variable {
+    Variable(Kernels.slice(x.value, axis: axis, range: range), parents: [x]) { gradient in
+        x.accumulate(Kernels.sliceBackward(gradient, shape: x.shape, axis: axis, range: range))
+    }
+}
+
+/// Joins along `axis`.
+public func concatenate(_ parts: [Variable], axis: Int) -> Variable {
+    let sizes = parts.map { $0.shape[axis] }
+    return Variable(Kernels.concatenate(parts.map(\.value), axis: axis), parents: parts) { gradient in
+        for (part, piece) in zip(parts, Kernels.split(gradient, axis: axis, sizes: sizes)) { part.accumulate(piece) }
+    }
+}
+
+/// Splits along `axis` into pieces of `sizes`.
+public func split(_ x: Variable, axis: Int, sizes: [Int]) -> [Variable] {
+    var start = 0
+    return sizes.map { size in
+        defer { start += size }
+        return slice(x, axis: axis, range: start..<(start + size))
+    }
+}
+
+/// Rows of `table` `[V, D]` at `indices`, giving `[indices.count, D]`.
+public func embedding(_ table: Variable, indices: [Int]) -> Variable {
+    Variable(Kernels.embedding(table.value, indices: indices), parents: [table]) { gradient in
+        table.accumulate(Kernels.embeddingBackward(gradient, indices: indices, rows: table.shape[0]))
+    }
+}
+
+// MARK: - Convolutions
+
+/// Causal dilated 1-D convolution: input `[B, I, T]`, weight `[K, O, I]`, bias `[O]`, output `[B, O, T]`.
+/// With `offset` 0 output t sees inputs ≤ t; with 1, only inputs < t.
+public func causalConv1D(_ x: Variable, weight: Variable, bias: Variable?, dilation: Int, offset: Int = 0) -> Variable {
+    let output = Kernels.causalConv1D(x.value, weight: weight.value, bias: bias?.value, dilation: dilation, offset: offset)
+    return Variable(output, parents: [x, weight] + (bias.map { [$0] } ?? [])) { gradient in
+        let g = Kernels.causalConv1DBackward(gradient, input: x.value, weight: weight.value, dilation: dilation,
+                                             offset: offset, needsInputGradient: x.requiresGradient)
+        if let gi = g.input { x.accumulate(gi) }
+        weight.accumulate(g.weight)
+        bias?.accumulate(g.bias)
+    }
+}
+
+/// "Same" 2-D convolution with the constant `mask` applied to the weight: input `[B, I, H, W]`,
+/// weight and mask `[O, I, KH, KW]`, bias `[O]`; taps the mask zeroes are skipped.
+public func maskedConv2D(_ x: Variable, weight: Variable, mask: Tensor?, bias: Variable?,
+                         taps: ConvolutionTaps? = nil) -> Variable {
+    let taps = taps ?? ConvolutionTaps(kernelHeight: weight.shape[2], kernelWidth: weight.shape[3], mask: mask)
+    let output = Kernels.maskedConv2D(x.value, weight: weight.value, mask: mask, bias: bias?.value, taps: taps)
+    return Variable(output, parents: [x, weight] + (bias.map { [$0] } ?? [])) { gradient in
+        let g = Kernels.maskedConv2DBackward(gradient, input: x.value, weight: weight.value, mask: mask,
+                                             taps: taps, needsInputGradient: x.requiresGradient)
+        if let gi = g.input { x.accumulate(gi) }
+        weight.accumulate(g.weight)
+        bias?.accumulate(g.bias)
+    }
+}

@@ -1,0 +1,339 @@
+// MARK: - Causal dilated 1-D convolution
+//
+// Shapes: B batch, I input channels, O output channels, T time, K taps, D dilation.
+// input `[B, I, T]`, weight `[K, O, I]` (tap-major, so each tap is a ready GEMM operand),
+// bias `[O]`, output `[B, O, T]`.
+// Tap k reads x[t − sₖ] with sₖ = (K − 1 − k)·D + offset; offset 0 lets output t see
+// inputs ≤ t, offset 1 only inputs < t. Reads before the start are zeros.
+// Each tap is one GEMM on a time-shifted view of the input (row stride T): no im2col copy.
+
+extension Kernels {
+    /// The time shift of tap `k`.
+    @inlinable
+    public static func tapShift(_ k: Int, taps: Int, dilation: Int, offset: Int) -> Int {
+        (taps - 1 - k) * dilation + offset
+    }
+
+    /// Causal dilated convolution (see the shape legend above).
+    public static func causalConv1D(_ input: Tensor, weight: Tensor, bias: Tensor?, dilation: Int, offset: Int = 0) -> Tensor {
+        precondition(input.rank == 3 && weight.rank == 3 && weight.shape[2] == input.shape[1],
+                     "causalConv1D: input \(input.shape) needs [B, I, T] and weight [K, O, I], got weight \(weight.shape)")
+        precondition(dilation >= 1 && offset >= 0, "causalConv1D: dilation \(dilation) and offset \(offset) must be ≥ 1 and ≥ 0")
+        let (batch, inChannels, time) = (input.shape[0], input.shape[1], input.shape[2])
+        let (taps, outChannels) = (weight.shape[0], weight.shape[1])
+        if let bias { precondition(bias.shape == [outChannels], "causalConv1D: bias \(bias.shape) for \(outChannels) outputs") }
+        var output = Tensor.zeros([batch, outChannels, time])
+        output.withUnsafeMutableBufferPointer { op in
+            let y = op.baseAddress!
+            if let bias {
+                for b in 0..<batch { for o in 0..<outChannels {
+                    let row = y + (b * outChannels + o) * time
+                    let v = bias.scalars[o]
+                    for t in 0..<time { row[t] = v }
+                } }
+            }
+            input.withUnsafeBufferPointer { ip in
+                weight.withUnsafeBufferPointer { wp in
+                    for b in 0..<batch {
+                        for k in 0..<taps {
+                            let shift = tapShift(k, taps: taps, dilation: dilation, offset: offset)
+                            if shift >= time { continue }
+                            gemm(m: outChannels, n: time - shift, k: inChannels,
+                                 a: wp.baseAddress! + k * outChannels * inChannels, lda: inChannels,
+                                 b: ip.baseAddress! + b * inChannels * time, ldb: time,
+                                 beta: 1, c: y + b * outChannels * time + shift, ldc: time)
+                        }
+                    }
+                }
+            }
+        }
+        return output
+    }
+
+    /// Gradients of `causalConv1D` with respect to input (when asked), weight and bias.
+    public static func causalConv1DBackward(_ gradient: Tensor, input: Tensor, weight: Tensor, dilation: Int, offset: Int = 0,
+                                            needsInputGradient: Bool = true) -> (input: Tensor?, weight: Tensor, bias: Tensor) {
+        let (batch, inChannels, time) = (input.shape[0], input.shape[1], input.shape[2])
+        let (taps, outChannels) = (weight.shape[0], weight.shape[1])
+        precondition(gradient.shape == [batch, outChannels, time], "causalConv1DBackward: gradient \(gradient.shape) for output [\(batch), \(outChannels), \(time)]")
+        var inputGradient = needsInputGradient ? Tensor.zeros(input.shape) : nil
+        var weightGradient = Tensor.zeros(weight.shape)
+        let biasGradient = sum(gradient, axes: [0, 2])
+        gradient.withUnsafeBufferPointer { gp in
+            input.withUnsafeBufferPointer { ip in
+                weight.withUnsafeBufferPointer { wp in
+                    weightGradient.withUnsafeMutableBufferPointer { dwp in
+                        for b in 0..<batch {
+                            for k in 0..<taps {
+                                let shift = tapShift(k, taps: taps, dilation: dilation, offset: offset)
+                                if shift >= time { continue }
+                                // dWₖ += dY[:, s:] · X[:, :T−s]ᵀ
+                                gemm(transposeB: true, m: outChannels, n: inChannels, k: time - shift,
+                                     a: gp.baseAddress! + b * outChannels * time + shift, lda: time,
+                                     b: ip.baseAddress! + b * inChannels * time, ldb: time,
+                                     beta: 1, c: dwp.baseAddress! + k * outChannels * inChannels, ldc: inChannels)
+                            }
+                        }
+                    }
+                    if inputGradient != nil {
+                        inputGradient!.withUnsafeMutableBufferPointer { dxp in
+                            for b in 0..<batch {
+                                for k in 0..<taps {
+                                    let shift = tapShift(k, taps: taps, dilation: dilation, offset: offset)
+                                    if shift >= time { continue }
+                                    // dX[:, :T−s] += Wₖᵀ · dY[:, s:]
+                                    gemm(transposeA: true, m: inChannels, n: time - shift, k: outChannels,
+                                         a: wp.baseAddress! + k * outChannels * inChannels, lda: inChannels,
+                                         b: gp.baseAddress! + b * outChannels * time + shift, ldb: time,
+                                         beta: 1, c: dxp.baseAddress! + b * inChannels * time, ldc: time)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (inputGradient, weightGradient, biasGradient)
+    }
+
+    /// Direct-loop reference for `causalConv1D`.
+    public static func causalConv1DReference(_ input: Tensor, weight: Tensor, bias: Tensor?, dilation: Int, offset: Int = 0) -> Tensor {
+        let (batch, inChannels, time) = (input.shape[0], input.shape[1], input.shape[2])
+        let (taps, outChannels) = (weight.shape[0], weight.shape[1])
+        var output = Tensor.zeros([batch, outChannels, time])
+        for b in 0..<batch { for o in 0..<outChannels { for t in 0..<time {
+            var sum = Double(bias?.scalars[o] ?? 0)
+            for k in 0..<taps {
+                let source = t - tapShift(k, taps: taps, dilation: dilation, offset: offset)
+                if source < 0 { continue }
+                for i in 0..<inChannels {
+                    sum += Double(weight[k, o, i]) * Double(input[b, i, source])
+                }
+            }
+            output[b, o, t] = Float(sum)
+        } } }
+        return output
+    }
+}
+
+// MARK: - 2-D convolution with a constant mask
+//
+// Shapes: B batch, I input channels, O output channels, H×W image, KH×KW kernel (odd, "same" padding).
+// input `[B, I, H, W]`, weight `[O, I, KH, KW]`, mask the same shape as weight (or none), bias `[O]`.
+// The effective weight is `weight ⊙ mask`; taps whose mask is all zero are skipped entirely.
+// Method: the input is copied once into a zero-padded, channel-major grid `[I, B·Hp·Wp]`; on that grid
+// every tap is a constant flat offset, so each active tap is one GEMM over the whole batch.
+
+/// The taps of a masked 2-D convolution that the mask leaves active, with their packed weights.
+public struct ConvolutionTaps: Sendable {
+    public let kernelHeight: Int, kernelWidth: Int
+    /// (row, column) of each active tap.
+    public let taps: [(row: Int, column: Int)]
+
+    /// The active taps of a kernel under `mask` (`[O, I, KH, KW]`, or nil for all taps).
+    public init(kernelHeight: Int, kernelWidth: Int, mask: Tensor?) {
+        self.kernelHeight = kernelHeight
+        self.kernelWidth = kernelWidth
+        var taps: [(Int, Int)] = []
+        for r in 0..<kernelHeight {
+            for c in 0..<kernelWidth {
+                guard let mask else { taps.append((r, c)); continue }
+                let plane = kernelHeight * kernelWidth
+                var any = false
+                var i = r * kernelWidth + c
+                while i < mask.count { if mask.scalars[i] != 0 { any = true; break }; i += plane }
+                if any { taps.append((r, c)) }
+            }
+        }
+        self.taps = taps
+    }
+}
+
+extension Kernels {
+    /// Packs `weight ⊙ mask` for the active taps into `[taps, O, I]`.
+    static func packTaps(_ weight: Tensor, mask: Tensor?, taps: ConvolutionTaps) -> [Float] {
+        let (o, i, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
+        var packed = [Float](repeating: 0, count: taps.taps.count * o * i)
+        for (t, tap) in taps.taps.enumerated() {
+            for oc in 0..<o { for ic in 0..<i {
+                let w = ((oc * i + ic) * kh + tap.row) * kw + tap.column
+                packed[(t * o + oc) * i + ic] = weight.scalars[w] * (mask?.scalars[w] ?? 1)
+            } }
+        }
+        return packed
+    }
+
+    /// Masked "same" 2-D convolution (see the shape legend above).
+    public static func maskedConv2D(_ input: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?,
+                                    taps: ConvolutionTaps? = nil) -> Tensor {
+        precondition(input.rank == 4 && weight.rank == 4 && weight.shape[1] == input.shape[1],
+                     "maskedConv2D: input \(input.shape) needs [B, I, H, W] and weight [O, I, KH, KW], got \(weight.shape)")
+        precondition(mask == nil || mask!.shape == weight.shape, "maskedConv2D: mask \(mask!.shape) differs from weight \(weight.shape)")
+        precondition(weight.shape[2] % 2 == 1 && weight.shape[3] % 2 == 1, "maskedConv2D: kernel \(weight.shape) must be odd-sized")
+        let (batch, inChannels, height, width) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+        let (outChannels, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
+        let active = taps ?? ConvolutionTaps(kernelHeight: kh, kernelWidth: kw, mask: mask)
+        let grid = PaddedGrid(batch: batch, height: height, width: width, kernelHeight: kh, kernelWidth: kw)
+        let padded = grid.pad(input, channels: inChannels)
+        let packed = packTaps(weight, mask: mask, taps: active)
+        var big = [Float](repeating: 0, count: outChannels * grid.total)
+        padded.withUnsafeBufferPointer { xp in
+            packed.withUnsafeBufferPointer { wp in
+                big.withUnsafeMutableBufferPointer { yp in
+                    for (t, tap) in active.taps.enumerated() {
+                        gemm(m: outChannels, n: grid.columns, k: inChannels,
+                             a: wp.baseAddress! + t * outChannels * inChannels, lda: inChannels,
+                             b: xp.baseAddress! + grid.offset(tap), ldb: grid.total,
+                             beta: 1, c: yp.baseAddress!, ldc: grid.total)
+                    }
+                }
+            }
+        }
+        return grid.extract(big, channels: outChannels, bias: bias)
+    }
+
+    /// Gradients of `maskedConv2D` with respect to input (when asked), weight (already masked) and bias.
+    public static func maskedConv2DBackward(_ gradient: Tensor, input: Tensor, weight: Tensor, mask: Tensor?,
+                                            taps: ConvolutionTaps? = nil, needsInputGradient: Bool = true)
+        -> (input: Tensor?, weight: Tensor, bias: Tensor) {
+        let (batch, inChannels, height, width) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+        let (outChannels, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
+        precondition(gradient.shape == [batch, outChannels, height, width], "maskedConv2DBackward: gradient \(gradient.shape)")
+        let active = taps ?? ConvolutionTaps(kernelHeight: kh, kernelWidth: kw, mask: mask)
+        let grid = PaddedGrid(batch: batch, height: height, width: width, kernelHeight: kh, kernelWidth: kw)
+        let padded = grid.pad(input, channels: inChannels)
+        let gradientGrid = grid.scatter(gradient, channels: outChannels)
+        let packed = packTaps(weight, mask: mask, taps: active)
+        var packedGradient = [Float](repeating: 0, count: packed.count)
+        var paddedInputGradient = needsInputGradient ? [Float](repeating: 0, count: inChannels * grid.total) : []
+        padded.withUnsafeBufferPointer { xp in
+            gradientGrid.withUnsafeBufferPointer { gp in
+                packedGradient.withUnsafeMutableBufferPointer { dwp in
+                    for (t, tap) in active.taps.enumerated() {
+                        gemm(transposeB: true, m: outChannels, n: inChannels, k: grid.columns,
+                             a: gp.baseAddress!, lda: grid.total,
+                             b: xp.baseAddress! + grid.offset(tap), ldb: grid.total,
+                             beta: 0, c: dwp.baseAddress! + t * outChannels * inChannels, ldc: inChannels)
+                    }
+                }
+                if needsInputGradient {
+                    packed.withUnsafeBufferPointer { wp in
+                        paddedInputGradient.withUnsafeMutableBufferPointer { dxp in
+                            for (t, tap) in active.taps.enumerated() {
+                                gemm(transposeA: true, m: inChannels, n: grid.columns, k: outChannels,
+                                     a: wp.baseAddress! + t * outChannels * inChannels, lda: inChannels,
+                                     b: gp.baseAddress!, ldb: grid.total,
+                                     beta: 1, c: dxp.baseAddress! + grid.offset(tap), ldc: grid.total)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        var weightGradient = Tensor.zeros(weight.shape)
+        for (t, tap) in active.taps.enumerated() {
+            for oc in 0..<outChannels { for ic in 0..<inChannels {
+                let w = ((oc * inChannels + ic) * kh + tap.row) * kw + tap.column
+                weightGradient.scalars[w] = packedGradient[(t * outChannels + oc) * inChannels + ic] * (mask?.scalars[w] ?? 1)
+            } }
+        }
+        let inputGradient = needsInputGradient ? grid.unpad(paddedInputGradient, channels: inChannels) : nil
+        return (inputGradient, weightGradient, sum(gradient, axes: [0, 2, 3]))
+    }
+
+    /// Direct-loop reference for `maskedConv2D`.
+    public static func maskedConv2DReference(_ input: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?) -> Tensor {
+        let (batch, inChannels, height, width) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+        let (outChannels, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
+        var output = Tensor.zeros([batch, outChannels, height, width])
+        for b in 0..<batch { for o in 0..<outChannels { for h in 0..<height { for w in 0..<width {
+            var sum = Double(bias?.scalars[o] ?? 0)
+            for i in 0..<inChannels { for r in 0..<kh { for c in 0..<kw {
+                let y = h + r - kh / 2, x = w + c - kw / 2
+                if y < 0 || y >= height || x < 0 || x >= width { continue }
+                let m = mask?[o, i, r, c] ?? 1
+                sum += Double(weight[o, i, r, c] * m) * Double(input[b, i, y, x])
+            } } }
+            output[b, o, h, w] = Float(sum)
+        } } } }
+        return output
+    }
+}
+
+/// The zero-padded, channel-major layout `[C, B·Hp·Wp]` on which a 2-D tap is a flat offset.
+struct PaddedGrid {
+    let batch: Int, height: Int, width: Int
+    let padTop: Int, padLeft: Int, paddedHeight: Int, paddedWidth: Int
+    /// Elements per channel row of the grid.
+    let total: Int
+    /// Output columns computed per tap (every valid output position lies below this).
+    let columns: Int
+
+    init(batch: Int, height: Int, width: Int, kernelHeight: Int, kernelWidth: Int) {
+        self.batch = batch; self.height = height; self.width = width
+        padTop = kernelHeight / 2; padLeft = kernelWidth / 2
+        paddedHeight = height + 2 * padTop; paddedWidth = width + 2 * padLeft
+        total = batch * paddedHeight * paddedWidth
+        columns = total - (2 * padTop * paddedWidth + 2 * padLeft)
+    }
+
+    func offset(_ tap: (row: Int, column: Int)) -> Int { tap.row * paddedWidth + tap.column }
+
+    /// `[B, C, H, W]` → padded grid `[C, B·Hp·Wp]` (input positions sit at (h + padTop, w + padLeft)).
+    func pad(_ x: Tensor, channels: Int) -> [Float] {
+        var grid = [Float](repeating: 0, count: channels * total)
+        grid.withUnsafeMutableBufferPointer { gp in
+            x.withUnsafeBufferPointer { xp in
+                Parallel.forEach(channels) { c in
+                    for b in 0..<batch { for h in 0..<height {
+                        let dst = gp.baseAddress! + c * total + b * paddedHeight * paddedWidth + (h + padTop) * paddedWidth + padLeft
+                        dst.update(from: xp.baseAddress! + ((b * channels + c) * height + h) * width, count: width)
+                    } }
+                }
+            }
+        }
+        return grid
+    }
+
+    /// Padded grid `[C, B·Hp·Wp]` → `[B, C, H, W]` (inverse of `pad`).
+    func unpad(_ grid: [Float], channels: Int) -> Tensor {
+        Tensor(shape: [batch, channels, height, width]) { out in
+            grid.withUnsafeBufferPointer { gp in
+                for b in 0..<batch { for c in 0..<channels { for h in 0..<height {
+                    let src = gp.baseAddress! + c * total + b * paddedHeight * paddedWidth + (h + padTop) * paddedWidth + padLeft
+                    (out.baseAddress! + ((b * channels + c) * height + h) * width).update(from: src, count: width)
+                } } }
+            }
+        }
+    }
+
+    /// Output grid `[C, B·Hp·Wp]` (position (b, h, w) at b·Hp·Wp + h·Wp + w) → `[B, C, H, W]` plus bias.
+    func extract(_ grid: [Float], channels: Int, bias: Tensor?) -> Tensor {
+        Tensor(shape: [batch, channels, height, width]) { out in
+            grid.withUnsafeBufferPointer { gp in
+                for b in 0..<batch { for c in 0..<channels {
+                    let v = bias?.scalars[c] ?? 0
+                    for h in 0..<height {
+                        let src = gp.baseAddress! + c * total + b * paddedHeight * paddedWidth + h * paddedWidth
+                        let dst = out.baseAddress! + ((b * channels + c) * height + h) * width
+                        for w in 0..<width { dst[w] = src[w] + v }
+                    }
+                } }
+            }
+        }
+    }
+
+    /// `[B, C, H, W]` → output grid `[C, B·Hp·Wp]` with zeros off the valid positions (inverse of `extract`).
+    func scatter(_ x: Tensor, channels: Int) -> [Float] {
+        var grid = [Float](repeating: 0, count: channels * total)
+        grid.withUnsafeMutableBufferPointer { gp in
+            x.withUnsafeBufferPointer { xp in
+                for b in 0..<batch { for c in 0..<channels { for h in 0..<height {
+                    let dst = gp.baseAddress! + c * total + b * paddedHeight * paddedWidth + h * paddedWidth
+                    dst.update(from: xp.baseAddress! + ((b * channels + c) * height + h) * width, count: width)
+                } } }
+            }
+        }
+        return grid
+    }
+}

@@ -1,0 +1,267 @@
+import Foundation
+
+/// The pointwise nonlinearities that have a kernel and a derivative.
+public enum UnaryFunction: String, CaseIterable, Sendable {
+    case tanh, sigmoid, relu, exp, log, softplus
+
+    /// The function in double precision through libm: the reference the kernels are tested against.
+    public func reference(_ x: Double) -> Double {
+        switch self {
+        case .tanh: Foundation.tanh(x)
+        case .sigmoid: 1 / (1 + Foundation.exp(-x))
+        case .relu: max(x, 0)
+        case .exp: Foundation.exp(x)
+        case .log: Foundation.log(x)
+        case .softplus: max(x, 0) + Foundation.log1p(Foundation.exp(-Swift.abs(x)))
+        }
+    }
+}
+
+// MARK: - Unary
+
+extension Kernels {
+    /// Applies `function` elementwise.
+    public static func unary(_ function: UnaryFunction, _ x: Tensor) -> Tensor {
+        Tensor(shape: x.shape) { out in
+            x.withUnsafeBufferPointer { input in
+                unary(function, count: x.count, input.baseAddress!, out.baseAddress!)
+            }
+        }
+    }
+
+    /// Raw form of `unary`: `output[i] = f(input[i])` for i in 0..<count (spread over the cores when large).
+    public static func unary(_ function: UnaryFunction, count: Int,
+                             _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>) {
+        Parallel.forChunks(count) { range in
+            let n = range.count, x = input + range.lowerBound, y = output + range.lowerBound
+            switch function {
+            case .tanh: VectorMath.map(n, x, y, VectorMath.tanh)
+            case .sigmoid: VectorMath.map(n, x, y, VectorMath.sigmoid)
+            case .relu: VectorMath.map(n, x, y) { $0.replacing(with: 0, where: $0 .< 0) }
+            case .exp: VectorMath.map(n, x, y, VectorMath.exp)
+            case .log: for i in 0..<n { y[i] = Foundation.log(x[i]) }
+            case .softplus: VectorMath.map(n, x, y, VectorMath.softplus)
+            }
+        }
+    }
+
+    /// The input gradient of `unary(function, x) = y` given the output gradient.
+    public static func unaryBackward(_ function: UnaryFunction, x: Tensor, y: Tensor, gradient: Tensor) -> Tensor {
+        precondition(x.shape == gradient.shape && y.shape == x.shape,
+                     "unaryBackward: shapes \(x.shape), \(y.shape), \(gradient.shape) differ")
+        return Tensor(shape: x.shape) { out in
+            x.withUnsafeBufferPointer { xp in
+                y.withUnsafeBufferPointer { yp in
+                    gradient.withUnsafeBufferPointer { gp in
+                        let xv = xp.baseAddress!, yv = yp.baseAddress!, g = gp.baseAddress!, o = out.baseAddress!
+                        Parallel.forChunks(x.count) { range in
+                            switch function {
+                            case .tanh: for i in range { o[i] = g[i] * (1 - yv[i] * yv[i]) }
+                            case .sigmoid: for i in range { o[i] = g[i] * yv[i] * (1 - yv[i]) }
+                            case .relu: for i in range { o[i] = xv[i] > 0 ? g[i] : 0 }
+                            case .exp: for i in range { o[i] = g[i] * yv[i] }
+                            case .log: for i in range { o[i] = g[i] / xv[i] }
+                            case .softplus:
+                                VectorMath.map(range.count, xv + range.lowerBound, o + range.lowerBound, VectorMath.sigmoid)
+                                for i in range { o[i] *= g[i] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Gated activation
+
+extension Kernels {
+    /// The WaveNet gate `tanh(a) ⊙ σ(b)`, fused into one pass (`count` elements).
+    public static func gatedForward(count: Int, filter a: UnsafePointer<Float>, gate b: UnsafePointer<Float>,
+                                    output y: UnsafeMutablePointer<Float>) {
+        Parallel.forChunks(count) { range in
+            var i = range.lowerBound
+            let w = VectorMath.width
+            while i + w <= range.upperBound {
+                let av = UnsafeRawPointer(a + i).loadUnaligned(as: Vector.self)
+                let bv = UnsafeRawPointer(b + i).loadUnaligned(as: Vector.self)
+                UnsafeMutableRawPointer(y + i).storeBytes(of: VectorMath.tanh(av) * VectorMath.sigmoid(bv), as: Vector.self)
+                i += w
+            }
+            while i < range.upperBound {
+                y[i] = Foundation.tanh(a[i]) / (1 + Foundation.exp(-b[i]))
+                i += 1
+            }
+        }
+    }
+
+    /// Gradients of the gate: `da = g·σ(b)·(1 − tanh²a)`, `db = g·tanh(a)·σ(b)·(1 − σ(b))`.
+    public static func gatedBackward(count: Int, filter a: UnsafePointer<Float>, gate b: UnsafePointer<Float>,
+                                     gradient g: UnsafePointer<Float>,
+                                     filterGradient da: UnsafeMutablePointer<Float>,
+                                     gateGradient db: UnsafeMutablePointer<Float>) {
+        Parallel.forChunks(count) { range in
+            var i = range.lowerBound
+            let w = VectorMath.width
+            while i + w <= range.upperBound {
+                let t = VectorMath.tanh(UnsafeRawPointer(a + i).loadUnaligned(as: Vector.self))
+                let s = VectorMath.sigmoid(UnsafeRawPointer(b + i).loadUnaligned(as: Vector.self))
+                let gv = UnsafeRawPointer(g + i).loadUnaligned(as: Vector.self)
+                UnsafeMutableRawPointer(da + i).storeBytes(of: gv * s * (1 - t * t), as: Vector.self)
+                UnsafeMutableRawPointer(db + i).storeBytes(of: gv * t * s * (1 - s), as: Vector.self)
+                i += w
+            }
+            while i < range.upperBound {
+                let t = Foundation.tanh(a[i]), s = 1 / (1 + Foundation.exp(-b[i]))
+                da[i] = g[i] * s * (1 - t * t)
+                db[i] = g[i] * t * s * (1 - s)
+                i += 1
+            }
+        }
+    }
+}
+
+// MARK: - Binary with broadcasting
+
+/// Elementwise binary operations with NumPy-style broadcasting.
+public enum BinaryFunction: String, CaseIterable, Sendable {
+    case add, subtract, multiply, divide
+
+    @inlinable @inline(__always)
+    public func apply(_ a: Float, _ b: Float) -> Float {
+        switch self {
+        case .add: a + b
+        case .subtract: a - b
+        case .multiply: a * b
+        case .divide: a / b
+        }
+    }
+}
+
+extension Kernels {
+    /// The broadcast shape of two shapes (trailing axes aligned; an axis of 1 stretches).
+    public static func broadcastShape(_ a: [Int], _ b: [Int]) -> [Int] {
+        let rank = max(a.count, b.count)
+        let pa = [Int](repeating: 1, count: rank - a.count) + a
+        let pb = [Int](repeating: 1, count: rank - b.count) + b
+        return (0..<rank).map { axis in
+            precondition(pa[axis] == pb[axis] || pa[axis] == 1 || pb[axis] == 1,
+                         "broadcast: shapes \(a) and \(b) are incompatible at axis \(axis)")
+            return max(pa[axis], pb[axis])
+        }
+    }
+
+    /// Strides of `shape` read as a broadcast into `target` (0 on stretched axes).
+    static func broadcastStrides(_ shape: [Int], into target: [Int]) -> [Int] {
+        let padded = [Int](repeating: 1, count: target.count - shape.count) + shape
+        let strides = Tensor.strides(of: padded)
+        return (0..<target.count).map { padded[$0] == 1 && target[$0] != 1 ? 0 : strides[$0] }
+    }
+
+    /// Visits every row (all axes but the last) of `shape`, giving the row's offsets in two broadcast operands.
+    static func forEachRow(_ shape: [Int], _ stridesA: [Int], _ stridesB: [Int],
+                           _ body: (_ row: Int, _ offsetA: Int, _ offsetB: Int) -> Void) {
+        let outer = shape.dropLast().reduce(1, *)
+        let rank = shape.count
+        var index = [Int](repeating: 0, count: max(rank - 1, 0))
+        var offsetA = 0, offsetB = 0
+        for row in 0..<outer {
+            body(row, offsetA, offsetB)
+            var axis = rank - 2
+            while axis >= 0 {
+                index[axis] += 1
+                offsetA += stridesA[axis]
+                offsetB += stridesB[axis]
+                if index[axis] < shape[axis] { break }
+                offsetA -= stridesA[axis] * shape[axis]
+                offsetB -= stridesB[axis] * shape[axis]
+                index[axis] = 0
+                axis -= 1
+            }
+        }
+    }
+
+    /// `function(a, b)` elementwise with broadcasting.
+    public static func binary(_ function: BinaryFunction, _ a: Tensor, _ b: Tensor) -> Tensor {
+        if a.shape == b.shape {
+            return Tensor(shape: a.shape) { out in
+                a.withUnsafeBufferPointer { ap in
+                    b.withUnsafeBufferPointer { bp in
+                        let x = ap.baseAddress!, y = bp.baseAddress!, o = out.baseAddress!
+                        Parallel.forChunks(a.count) { range in
+                            switch function {
+                            case .add: for i in range { o[i] = x[i] + y[i] }
+                            case .subtract: for i in range { o[i] = x[i] - y[i] }
+                            case .multiply: for i in range { o[i] = x[i] * y[i] }
+                            case .divide: for i in range { o[i] = x[i] / y[i] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let shape = broadcastShape(a.shape, b.shape)
+        let sa = broadcastStrides(a.shape, into: shape), sb = broadcastStrides(b.shape, into: shape)
+        let inner = shape.last ?? 1
+        let ia = sa.last ?? 0, ib = sb.last ?? 0
+        return Tensor(shape: shape) { out in
+            a.withUnsafeBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    let x = ap.baseAddress!, y = bp.baseAddress!, o = out.baseAddress!
+                    forEachRow(shape, sa, sb) { row, offA, offB in
+                        let orow = o + row * inner
+                        for j in 0..<inner { orow[j] = function.apply(x[offA + j * ia], y[offB + j * ib]) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sums `x` down to `shape` (the inverse of broadcasting `shape` up to `x.shape`).
+    public static func sum(_ x: Tensor, toShape shape: [Int]) -> Tensor {
+        if x.shape == shape { return x }
+        precondition(broadcastShape(shape, x.shape) == x.shape, "sum(toShape:): \(x.shape) does not broadcast from \(shape)")
+        let st = broadcastStrides(shape, into: x.shape)
+        let inner = x.shape.last ?? 1
+        let it = st.last ?? 0
+        var result = [Double](repeating: 0, count: shape.reduce(1, *))
+        x.withUnsafeBufferPointer { xp in
+            let xv = xp.baseAddress!
+            result.withUnsafeMutableBufferPointer { rp in
+                let r = rp.baseAddress!
+                forEachRow(x.shape, st, st) { row, offset, _ in
+                    let xrow = xv + row * inner
+                    if it == 0 {
+                        var s: Float = 0
+                        for j in 0..<inner { s += xrow[j] }
+                        r[offset] += Double(s)
+                    } else {
+                        for j in 0..<inner { r[offset + j] += Double(xrow[j]) }
+                    }
+                }
+            }
+        }
+        return Tensor(shape: shape, scalars: result.map { Float($0) })
+    }
+
+    /// `a + b` with broadcasting.
+    public static func add(_ a: Tensor, _ b: Tensor) -> Tensor { binary(.add, a, b) }
+
+    /// `scale · x`.
+    public static func scale(_ x: Tensor, by factor: Float) -> Tensor {
+        Tensor(shape: x.shape, scalars: x.scalars.map { $0 * factor })
+    }
+
+    /// `y += alpha · x` in place (shapes must match).
+    public static func accumulate(_ y: inout Tensor, _ x: Tensor, alpha: Float = 1) {
+        precondition(y.shape == x.shape || y.count == x.count, "accumulate: shapes \(y.shape) and \(x.shape) differ")
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                let xv = xp.baseAddress!, yv = yp.baseAddress!
+                Parallel.forChunks(x.count) { range in
+                    if alpha == 1 { for i in range { yv[i] += xv[i] } } else { for i in range { yv[i] += alpha * xv[i] } }
+                }
+            }
+        }
+    }
+}

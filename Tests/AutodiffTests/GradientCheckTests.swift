@@ -1,0 +1,109 @@
+import Autodiff
+import Testing
+import Tensors
+import TestSupport
+
+/// One row per differentiable op: how to build it from its inputs, and which inputs to use.
+struct OpCase: CustomTestStringConvertible, Sendable {
+    let name: String
+    let inputs: @Sendable (inout RandomGenerator) -> [Tensor]
+    let build: @Sendable ([Variable]) -> Variable
+    var testDescription: String { name }
+}
+
+private func uniform(_ shape: [Int], _ low: Float = -1, _ high: Float = 1) -> @Sendable (inout RandomGenerator) -> Tensor {
+    { $0.uniformTensor(shape, low: low, high: high) }
+}
+
+private func inputs(_ makers: (@Sendable (inout RandomGenerator) -> Tensor)...) -> @Sendable (inout RandomGenerator) -> [Tensor] {
+    { rng in makers.map { $0(&rng) } }
+}
+
+/// Inputs to relu kept away from its kink at 0, so that ±h never crosses it.
+private func awayFromZero(_ shape: [Int]) -> @Sendable (inout RandomGenerator) -> Tensor {
+    { rng in
+        Tensor(shape: shape, scalars: (0..<shape.reduce(1, *)).map { _ in
+            let v = rng.uniform(0.1, 1)
+            return rng.bernoulli(0.5) == 1 ? v : -v
+        })
+    }
+}
+
+let opTable: [OpCase] = [
+    OpCase(name: "matmul", inputs: inputs(uniform([3, 4]), uniform([4, 5]))) { matmul($0[0], $0[1]) },
+    OpCase(name: "matmul AᵀB", inputs: inputs(uniform([4, 3]), uniform([4, 5]))) { matmul($0[0], $0[1], transposeLeft: true) },
+    OpCase(name: "matmul ABᵀ", inputs: inputs(uniform([3, 4]), uniform([5, 4]))) { matmul($0[0], $0[1], transposeRight: true) },
+    OpCase(name: "matmul AᵀBᵀ", inputs: inputs(uniform([4, 3]), uniform([5, 4]))) { matmul($0[0], $0[1], transposeLeft: true, transposeRight: true) },
+    OpCase(name: "batched matmul", inputs: inputs(uniform([2, 3, 4]), uniform([2, 4, 2]))) { matmul($0[0], $0[1]) },
+    OpCase(name: "batched matmul, shared right", inputs: inputs(uniform([2, 3, 4]), uniform([4, 2]))) { matmul($0[0], $0[1]) },
+    OpCase(name: "linear", inputs: inputs(uniform([3, 4]), uniform([5, 4]), uniform([5]))) { linear($0[0], weight: $0[1], bias: $0[2]) },
+    OpCase(name: "masked linear", inputs: inputs(uniform([3, 4]), uniform([5, 4]), uniform([5]))) {
+        linear($0[0], weight: $0[1], bias: $0[2], mask: Tensor(shape: [5, 4], scalars: (0..<20).map { Float($0 % 3 == 0 ? 0 : 1) }))
+    },
+    OpCase(name: "add (broadcast)", inputs: inputs(uniform([2, 3, 4]), uniform([3, 1]))) { $0[0] + $0[1] },
+    OpCase(name: "subtract (broadcast)", inputs: inputs(uniform([2, 3]), uniform([3]))) { $0[0] - $0[1] },
+    OpCase(name: "multiply (broadcast)", inputs: inputs(uniform([2, 3, 4]), uniform([1, 3, 1]))) { $0[0] * $0[1] },
+    OpCase(name: "divide", inputs: inputs(uniform([2, 3]), uniform([2, 3], 0.5, 2))) { $0[0] / $0[1] },
+    OpCase(name: "scale and shift", inputs: inputs(uniform([5]))) { -($0[0] * 3) + 2 },
+    OpCase(name: "tanh", inputs: inputs(uniform([10], -3, 3))) { tanh($0[0]) },
+    OpCase(name: "sigmoid", inputs: inputs(uniform([10], -5, 5))) { sigmoid($0[0]) },
+    OpCase(name: "relu", inputs: inputs(awayFromZero([10]))) { relu($0[0]) },
+    OpCase(name: "exp", inputs: inputs(uniform([10], -2, 2))) { exp($0[0]) },
+    OpCase(name: "log", inputs: inputs(uniform([10], 0.5, 3))) { log($0[0]) },
+    OpCase(name: "softplus", inputs: inputs(uniform([10], -5, 5))) { softplus($0[0]) },
+    OpCase(name: "gated activation", inputs: inputs(uniform([2, 3, 5], -3, 3), uniform([2, 3, 5], -3, 3))) {
+        gatedActivation(filter: $0[0], gate: $0[1])
+    },
+    OpCase(name: "softmax cross-entropy (class axis 1)", inputs: inputs(uniform([2, 4, 3], -3, 3))) {
+        softmaxCrossEntropy(logits: $0[0], targets: [0, 3, 1, 2, -1, 3], axis: 1)
+    },
+    OpCase(name: "softmax cross-entropy (last axis)", inputs: inputs(uniform([3, 5], -3, 3))) {
+        softmaxCrossEntropy(logits: $0[0], targets: [4, 0, 2], axis: 1)
+    },
+    OpCase(name: "sigmoid cross-entropy", inputs: inputs(uniform([6], -4, 4))) {
+        sigmoidCrossEntropy(logits: $0[0], targets: Tensor(shape: [6], scalars: [0, 1, 1, 0, 0.5, 1]))
+    },
+    OpCase(name: "log softmax", inputs: inputs(uniform([2, 4, 3], -3, 3))) { logSoftmax($0[0], axis: 1) },
+    OpCase(name: "log-sum-exp", inputs: inputs(uniform([3, 4], -3, 3))) { logSumExp($0[0], axis: 1) },
+    OpCase(name: "sum over axes", inputs: inputs(uniform([2, 3, 4]))) { sum($0[0], axes: [0, 2]) },
+    OpCase(name: "mean", inputs: inputs(uniform([2, 3]))) { mean($0[0]) },
+    OpCase(name: "reshape", inputs: inputs(uniform([2, 6]))) { reshape($0[0], [3, 4]) * reshape($0[0], [3, 4]) },
+    OpCase(name: "permute", inputs: inputs(uniform([2, 3, 4]))) { permute($0[0], [2, 0, 1]) },
+    OpCase(name: "slice", inputs: inputs(uniform([2, 5, 3]))) { slice($0[0], axis: 1, range: 1..<4) },
+    OpCase(name: "concatenate", inputs: inputs(uniform([2, 2]), uniform([2, 3]))) { concatenate([$0[0], $0[1], $0[0]], axis: 1) },
+    OpCase(name: "split", inputs: inputs(uniform([4, 3]))) { let p = split($0[0], axis: 0, sizes: [1, 3]); return p[1] * p[0] },
+    OpCase(name: "embedding", inputs: inputs(uniform([5, 3]))) { embedding($0[0], indices: [4, 1, 4, 0]) },
+    OpCase(name: "causal conv1d (taps 2, dilation 2)", inputs: inputs(uniform([2, 3, 9]), uniform([2, 4, 3]), uniform([4]))) {
+        causalConv1D($0[0], weight: $0[1], bias: $0[2], dilation: 2)
+    },
+    OpCase(name: "causal conv1d (taps 3, dilation 1, offset 1)", inputs: inputs(uniform([1, 2, 7]), uniform([3, 2, 2]), uniform([2]))) {
+        causalConv1D($0[0], weight: $0[1], bias: $0[2], dilation: 1, offset: 1)
+    },
+    OpCase(name: "masked conv2d", inputs: inputs(uniform([2, 2, 4, 5]), uniform([3, 2, 3, 3]), uniform([3]))) {
+        var mask = Tensor.ones([3, 2, 3, 3])
+        for o in 0..<3 { for i in 0..<2 { mask[o, i, 2, 0] = 0; mask[o, i, 2, 1] = 0; mask[o, i, 2, 2] = 0; mask[o, i, 1, 2] = 0 } }
+        return maskedConv2D($0[0], weight: $0[1], mask: mask, bias: $0[2])
+    },
+    OpCase(name: "conv2d 5×5 unmasked", inputs: inputs(uniform([1, 2, 3, 4]), uniform([2, 2, 5, 5]), uniform([2]))) {
+        maskedConv2D($0[0], weight: $0[1], mask: nil, bias: $0[2])
+    },
+]
+
+@Suite struct GradientCheckTests {
+    @Test(arguments: opTable)
+    func gradientMatchesFiniteDifferences(op: OpCase) {
+        var rng = RandomGenerator(seed: 99)
+        let failures = GradientCheck().failures(inputs: op.inputs(&rng), op.build)
+        #expect(failures.isEmpty, "\(op.name): \(failures.prefix(3).joined(separator: "; "))")
+    }
+
+    /// The checker itself must catch a wrong derivative.
+    @Test func checkerRejectsAWrongPullback() {
+        let wrong: ([Variable]) -> Variable = { v in
+            let x = v[0]
+            return Variable(Kernels.unary(.tanh, x.value), parents: [x]) { g in x.accumulate(g) }  // missing 1 − y²
+        }
+        let failures = GradientCheck().failures(inputs: [Tensor(shape: [4], scalars: [1, -1.5, 2, 0.7])], wrong)
+        #expect(!failures.isEmpty)
+    }
+}

@@ -1,0 +1,217 @@
+import Foundation
+import Testing
+import Tensors
+
+/// Every kernel against its plain reference on random shapes.
+@Suite struct KernelTests {
+    @Test(arguments: [(false, false), (false, true), (true, false), (true, true)])
+    func gemmMatchesReference(transposes: (Bool, Bool)) {
+        var rng = RandomGenerator(seed: 1)
+        for _ in 0..<5 {
+            let m = 1 + rng.integer(below: 20), n = 1 + rng.integer(below: 20), k = 1 + rng.integer(below: 20)
+            let a = rng.uniformTensor(transposes.0 ? [k, m] : [m, k], low: -1, high: 1)
+            let b = rng.uniformTensor(transposes.1 ? [n, k] : [k, n], low: -1, high: 1)
+            let fast = Kernels.matmul(a, b, transposeLeft: transposes.0, transposeRight: transposes.1)
+            let slow = Kernels.matmul(a, b, transposeLeft: transposes.0, transposeRight: transposes.1, reference: true)
+            #expect(fast.shape == [m, n])
+            #expect(fast.maxAbsoluteDifference(slow) < 1e-5)
+        }
+    }
+
+    @Test func batchedMatmulMatchesPerItemProducts() {
+        var rng = RandomGenerator(seed: 2)
+        let a = rng.uniformTensor([3, 4, 5], low: -1, high: 1)
+        let b = rng.uniformTensor([3, 5, 6], low: -1, high: 1)
+        let shared = rng.uniformTensor([5, 6], low: -1, high: 1)
+        let batched = Kernels.matmul(a, b)
+        let broadcast = Kernels.matmul(a, shared)
+        for item in 0..<3 {
+            let ai = Kernels.slice(a, axis: 0, range: item..<item + 1).reshaped([4, 5])
+            let bi = Kernels.slice(b, axis: 0, range: item..<item + 1).reshaped([5, 6])
+            let expected = Kernels.matmul(ai, bi, reference: true)
+            #expect(Kernels.slice(batched, axis: 0, range: item..<item + 1).reshaped([4, 6]).maxAbsoluteDifference(expected) < 1e-5)
+            let expectedShared = Kernels.matmul(ai, shared, reference: true)
+            #expect(Kernels.slice(broadcast, axis: 0, range: item..<item + 1).reshaped([4, 6]).maxAbsoluteDifference(expectedShared) < 1e-5)
+        }
+    }
+
+    @Test func causalConv1DMatchesReference() {
+        var rng = RandomGenerator(seed: 3)
+        for _ in 0..<8 {
+            let batch = 1 + rng.integer(below: 3), inC = 1 + rng.integer(below: 5), outC = 1 + rng.integer(below: 5)
+            let time = 1 + rng.integer(below: 40), taps = 1 + rng.integer(below: 4)
+            let dilation = 1 + rng.integer(below: 5), offset = rng.integer(below: 2)
+            let x = rng.uniformTensor([batch, inC, time], low: -1, high: 1)
+            let w = rng.uniformTensor([taps, outC, inC], low: -1, high: 1)
+            let bias = rng.uniformTensor([outC], low: -1, high: 1)
+            let fast = Kernels.causalConv1D(x, weight: w, bias: bias, dilation: dilation, offset: offset)
+            let slow = Kernels.causalConv1DReference(x, weight: w, bias: bias, dilation: dilation, offset: offset)
+            #expect(fast.maxAbsoluteDifference(slow) < 1e-5, "taps \(taps) dilation \(dilation) offset \(offset) T \(time)")
+        }
+    }
+
+    /// The backward kernels are the adjoints of the forward ones: ⟨dY, conv(x)⟩ = ⟨dX, x⟩ and
+    /// ⟨dY, conv_W(x)⟩ = ⟨dW, W⟩ exactly (both sides are bilinear), checked against the reference forward.
+    @Test func causalConv1DBackwardIsTheAdjoint() {
+        var rng = RandomGenerator(seed: 4)
+        for _ in 0..<6 {
+            let (batch, inC, outC, time) = (2, 3, 4, 10 + rng.integer(below: 20))
+            let taps = 1 + rng.integer(below: 3), dilation = 1 + rng.integer(below: 4), offset = rng.integer(below: 2)
+            let x = rng.uniformTensor([batch, inC, time], low: -1, high: 1)
+            let w = rng.uniformTensor([taps, outC, inC], low: -1, high: 1)
+            let dy = rng.uniformTensor([batch, outC, time], low: -1, high: 1)
+            let g = Kernels.causalConv1DBackward(dy, input: x, weight: w, dilation: dilation, offset: offset)
+            let y = Kernels.causalConv1DReference(x, weight: w, bias: nil, dilation: dilation, offset: offset)
+            #expect(abs(dot(dy, y) - dot(g.input!, x)) < 1e-3)
+            #expect(abs(dot(dy, y) - dot(g.weight, w)) < 1e-3)
+            #expect(g.bias.maxAbsoluteDifference(Kernels.sum(dy, axes: [0, 2])) < 1e-5)
+        }
+    }
+
+    @Test func maskedConv2DMatchesReference() {
+        var rng = RandomGenerator(seed: 5)
+        for trial in 0..<6 {
+            let batch = 1 + rng.integer(below: 3), inC = 1 + rng.integer(below: 4), outC = 1 + rng.integer(below: 4)
+            let height = 1 + rng.integer(below: 7), width = 1 + rng.integer(below: 7)
+            let k = [1, 3, 5][rng.integer(below: 3)]
+            let x = rng.uniformTensor([batch, inC, height, width], low: -1, high: 1)
+            let w = rng.uniformTensor([outC, inC, k, k], low: -1, high: 1)
+            let bias = rng.uniformTensor([outC], low: -1, high: 1)
+            // Odd trials use a random mask that zeroes whole taps and single weights.
+            let mask: Tensor? = trial % 2 == 0 ? nil : Tensor(shape: w.shape, scalars: (0..<w.count).map { _ in rng.bernoulli(0.6) })
+            let fast = Kernels.maskedConv2D(x, weight: w, mask: mask, bias: bias)
+            let slow = Kernels.maskedConv2DReference(x, weight: w, mask: mask, bias: bias)
+            #expect(fast.maxAbsoluteDifference(slow) < 1e-5)
+        }
+    }
+
+    @Test func maskedConv2DBackwardIsTheAdjoint() {
+        var rng = RandomGenerator(seed: 6)
+        for _ in 0..<4 {
+            let (batch, inC, outC, height, width) = (2, 3, 2, 5, 6)
+            let w = rng.uniformTensor([outC, inC, 3, 3], low: -1, high: 1)
+            let mask = Tensor(shape: w.shape, scalars: (0..<w.count).map { _ in rng.bernoulli(0.5) })
+            let x = rng.uniformTensor([batch, inC, height, width], low: -1, high: 1)
+            let dy = rng.uniformTensor([batch, outC, height, width], low: -1, high: 1)
+            let g = Kernels.maskedConv2DBackward(dy, input: x, weight: w, mask: mask)
+            let y = Kernels.maskedConv2DReference(x, weight: w, mask: mask, bias: nil)
+            #expect(abs(dot(dy, y) - dot(g.input!, x)) < 1e-3)
+            #expect(abs(dot(dy, y) - dot(g.weight, w)) < 1e-3)
+            // The weight gradient is zero wherever the mask is.
+            for i in 0..<mask.count where mask.scalars[i] == 0 { #expect(g.weight.scalars[i] == 0) }
+        }
+    }
+
+    @Test func maskedTapsAreSkipped() {
+        var mask = Tensor.ones([2, 2, 3, 3])
+        for o in 0..<2 { for i in 0..<2 { for c in 0..<3 { mask[o, i, 2, c] = 0 } ; mask[o, i, 1, 2] = 0 } }
+        let taps = ConvolutionTaps(kernelHeight: 3, kernelWidth: 3, mask: mask)
+        #expect(taps.taps.count == 5)
+        #expect(!taps.taps.contains { $0.row == 2 })
+    }
+
+    @Test(arguments: UnaryFunction.allCases)
+    func unaryMatchesLibm(function: UnaryFunction) {
+        var rng = RandomGenerator(seed: 7)
+        let low: Float = function == .log ? 1e-3 : -30
+        let x = rng.uniformTensor([1000], low: low, high: function == .exp ? 80 : 30)
+        let small = rng.uniformTensor([37], low: function == .log ? 1e-3 : -0.2, high: 0.2)
+        for input in [x, small] {
+            let y = Kernels.unary(function, input)
+            for i in 0..<input.count {
+                let expected = function.reference(Double(input.scalars[i]))
+                let error = abs(Double(y.scalars[i]) - expected)
+                #expect(error <= 4e-7 * max(1, abs(expected)) + 1e-7 * abs(expected) * 8,
+                        "\(function)(\(input.scalars[i])) = \(y.scalars[i]), libm \(expected)")
+            }
+        }
+    }
+
+    @Test func gatedActivationMatchesReference() {
+        var rng = RandomGenerator(seed: 8)
+        let n = 1000 + rng.integer(below: 17)
+        let a = rng.uniformTensor([n], low: -8, high: 8), b = rng.uniformTensor([n], low: -8, high: 8)
+        var y = [Float](repeating: 0, count: n)
+        a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in y.withUnsafeMutableBufferPointer {
+            Kernels.gatedForward(count: n, filter: ap.baseAddress!, gate: bp.baseAddress!, output: $0.baseAddress!)
+        } } }
+        for i in 0..<n {
+            let expected = tanh(Double(a.scalars[i])) / (1 + exp(-Double(b.scalars[i])))
+            #expect(abs(Double(y[i]) - expected) < 1e-6)
+        }
+    }
+
+    @Test func softmaxCrossEntropyMatchesReference() {
+        var rng = RandomGenerator(seed: 9)
+        let logits = rng.uniformTensor([2, 5, 3], low: -20, high: 20)
+        let targets: [Int32] = [0, 4, 2, 1, -1, 3]
+        let (loss, _) = Kernels.softmaxCrossEntropy(logits, targets: targets, axis: 1)
+        #expect(loss.shape == [2, 3])
+        for o in 0..<2 { for t in 0..<3 {
+            let target = Int(targets[o * 3 + t])
+            let values = (0..<5).map { Double(logits[o, $0, t]) }
+            let m = values.max()!
+            let lse = m + log(values.map { exp($0 - m) }.reduce(0, +))
+            let expected = target < 0 ? 0 : lse - values[target]
+            #expect(abs(Double(loss[o, t]) - expected) < 1e-4)
+        } }
+    }
+
+    @Test func sigmoidCrossEntropyIsStableForLargeLogits() {
+        let logits = Tensor(shape: [4], scalars: [-200, 200, 0.5, -0.5])
+        let targets = Tensor(shape: [4], scalars: [1, 0, 1, 0])
+        let loss = Kernels.sigmoidCrossEntropy(logits: logits, targets: targets)
+        #expect(loss.scalars.allSatisfy { $0.isFinite })
+        #expect(abs(loss.scalars[0] - 200) < 1e-3 && abs(loss.scalars[1] - 200) < 1e-3)
+        #expect(abs(Double(loss.scalars[2]) - log(1 + exp(-0.5))) < 1e-6)
+        let g = Kernels.sigmoidCrossEntropyBackward(logits: logits, targets: targets, gradient: .ones([4]))
+        #expect(abs(g.scalars[0] + 1) < 1e-6 && abs(g.scalars[1] - 1) < 1e-6)
+    }
+
+    @Test func broadcastingMatchesIndexLoop() {
+        var rng = RandomGenerator(seed: 10)
+        let a = rng.uniformTensor([2, 3, 4], low: -1, high: 1)
+        let b = rng.uniformTensor([3, 1], low: -1, high: 1)
+        for function in BinaryFunction.allCases {
+            let y = Kernels.binary(function, a, b)
+            #expect(y.shape == [2, 3, 4])
+            for i in 0..<2 { for j in 0..<3 { for k in 0..<4 {
+                #expect(y[i, j, k] == function.apply(a[i, j, k], b[j, 0]))
+            } } }
+        }
+        let reduced = Kernels.sum(a, toShape: [3, 1])
+        for j in 0..<3 {
+            var s: Float = 0
+            for i in 0..<2 { for k in 0..<4 { s += a[i, j, k] } }
+            #expect(abs(reduced[j, 0] - s) < 1e-5)
+        }
+    }
+
+    @Test func layoutOpsMatchIndexLoops() {
+        var rng = RandomGenerator(seed: 11)
+        let x = rng.uniformTensor([2, 3, 4], low: -1, high: 1)
+        let p = Kernels.permute(x, [2, 0, 1])
+        #expect(p.shape == [4, 2, 3])
+        for i in 0..<2 { for j in 0..<3 { for k in 0..<4 { #expect(p[k, i, j] == x[i, j, k]) } } }
+        let s = Kernels.slice(x, axis: 1, range: 1..<3)
+        for i in 0..<2 { for j in 0..<2 { for k in 0..<4 { #expect(s[i, j, k] == x[i, j + 1, k]) } } }
+        let parts = Kernels.split(x, axis: 2, sizes: [1, 3])
+        #expect(Kernels.concatenate(parts, axis: 2) == x)
+        let total = Kernels.sum(x, axes: [0, 2])
+        for j in 0..<3 {
+            var t: Float = 0
+            for i in 0..<2 { for k in 0..<4 { t += x[i, j, k] } }
+            #expect(abs(total[j] - t) < 1e-5)
+        }
+        let table = rng.uniformTensor([5, 3])
+        let rows = Kernels.embedding(table, indices: [4, 0, 4])
+        #expect(rows[0, 2] == table[4, 2] && rows[1, 1] == table[0, 1])
+        let back = Kernels.embeddingBackward(.ones([3, 3]), indices: [4, 0, 4], rows: 5)
+        #expect(back[4, 0] == 2 && back[0, 0] == 1 && back[2, 0] == 0)
+        #expect(Kernels.oneHot([2, 0], classes: 3).scalars == [0, 0, 1, 1, 0, 0])
+    }
+
+    func dot(_ a: Tensor, _ b: Tensor) -> Double {
+        zip(a.scalars, b.scalars).reduce(0) { $0 + Double($1.0) * Double($1.1) }
+    }
+}
