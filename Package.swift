@@ -55,8 +55,9 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CAllocator"),
 
-        .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: numericSettings),
+        .target(name: "Tensors", dependencies: ["CBLAS", "CAllocator"], swiftSettings: numericSettings),
         .target(name: "Autodiff", dependencies: ["Tensors"], swiftSettings: numericSettings),
         .target(name: "NeuralNetworks", dependencies: ["Autodiff", "Tensors", "CZlib"],
                 swiftSettings: numericSettings),
@@ -66,7 +67,7 @@ let package = Package(
             "Tensors", "Autodiff", "NeuralNetworks", "CBLAS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: numericSettings),
-        .executableTarget(name: "seriatim", dependencies: ["SeriatimCommands"]),
+        .executableTarget(name: "seriatim", dependencies: ["SeriatimCommands", "Tensors"]),
 
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "TestSupport"]),
         .testTarget(name: "AutodiffTests", dependencies: ["Autodiff", "Tensors", "TestSupport"]),

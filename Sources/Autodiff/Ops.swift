@@ -260,10 +260,10 @@ public func causalConv1D(_ x: Variable, weight: Variable, bias: Variable?, dilat
 public func maskedConv2D(_ x: Variable, weight: Variable, mask: Tensor?, bias: Variable?,
                          taps: ConvolutionTaps? = nil) -> Variable {
     let taps = taps ?? ConvolutionTaps(kernelHeight: weight.shape[2], kernelWidth: weight.shape[3], mask: mask)
-    let output = Kernels.maskedConv2D(x.value, weight: weight.value, mask: mask, bias: bias?.value, taps: taps)
+    let (output, padded) = Kernels.maskedConv2DKeepingInput(x.value, weight: weight.value, mask: mask, bias: bias?.value, taps: taps)
     return Variable(output, parents: [x, weight] + (bias.map { [$0] } ?? [])) { gradient in
         let g = Kernels.maskedConv2DBackward(gradient, input: x.value, weight: weight.value, mask: mask,
-                                             taps: taps, needsInputGradient: x.requiresGradient)
+                                             taps: taps, needsInputGradient: x.requiresGradient, paddedInput: padded)
         if let gi = g.input { x.accumulate(gi) }
         weight.accumulate(g.weight)
         bias?.accumulate(g.bias)

@@ -166,6 +166,12 @@ extension Kernels {
     /// Masked "same" 2-D convolution (see the shape legend above).
     public static func maskedConv2D(_ input: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?,
                                     taps: ConvolutionTaps? = nil) -> Tensor {
+        maskedConv2DKeepingInput(input, weight: weight, mask: mask, bias: bias, taps: taps).output
+    }
+
+    /// `maskedConv2D`, also returning the padded input grid so that the backward pass need not rebuild it.
+    public static func maskedConv2DKeepingInput(_ input: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?,
+                                                taps: ConvolutionTaps? = nil) -> (output: Tensor, paddedInput: [Float]) {
         precondition(input.rank == 4 && weight.rank == 4 && weight.shape[1] == input.shape[1],
                      "maskedConv2D: input \(input.shape) needs [B, I, H, W] and weight [O, I, KH, KW], got \(weight.shape)")
         precondition(mask == nil || mask!.shape == weight.shape, "maskedConv2D: mask \(mask!.shape) differs from weight \(weight.shape)")
@@ -189,19 +195,20 @@ extension Kernels {
                 }
             }
         }
-        return grid.extract(big, channels: outChannels, bias: bias)
+        return (grid.extract(big, channels: outChannels, bias: bias), padded)
     }
 
     /// Gradients of `maskedConv2D` with respect to input (when asked), weight (already masked) and bias.
     public static func maskedConv2DBackward(_ gradient: Tensor, input: Tensor, weight: Tensor, mask: Tensor?,
-                                            taps: ConvolutionTaps? = nil, needsInputGradient: Bool = true)
+                                            taps: ConvolutionTaps? = nil, needsInputGradient: Bool = true,
+                                            paddedInput: [Float]? = nil)
         -> (input: Tensor?, weight: Tensor, bias: Tensor) {
         let (batch, inChannels, height, width) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (outChannels, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
         precondition(gradient.shape == [batch, outChannels, height, width], "maskedConv2DBackward: gradient \(gradient.shape)")
         let active = taps ?? ConvolutionTaps(kernelHeight: kh, kernelWidth: kw, mask: mask)
         let grid = PaddedGrid(batch: batch, height: height, width: width, kernelHeight: kh, kernelWidth: kw)
-        let padded = grid.pad(input, channels: inChannels)
+        let padded = paddedInput ?? grid.pad(input, channels: inChannels)
         let gradientGrid = grid.scatter(gradient, channels: outChannels)
         let packed = packTaps(weight, mask: mask, taps: active)
         var packedGradient = [Float](repeating: 0, count: packed.count)

@@ -1,1 +1,7 @@
-print("seriatim")
+import Foundation
+import SeriatimCommands
+import Tensors
+
+Allocator.keepLargeBuffers()
+
+exit(SeriatimCommand.runFromCommandLine())

@@ -1,0 +1,2 @@
+/* glibc allocator tuning (mallopt), used by Tensors.Allocator. */
+#include <malloc.h>

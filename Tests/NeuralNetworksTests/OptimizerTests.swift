@@ -1,0 +1,135 @@
+import Autodiff
+import NeuralNetworks
+import Testing
+import Tensors
+
+@Suite struct OptimizerTests {
+    /// Two Adam steps against values computed by hand (in double precision, see the commit that added this).
+    @Test func adamMatchesHandComputedSteps() {
+        let w = parameter(Tensor(shape: [2], scalars: [1, -2]))
+        let adam = Adam(learningRate: 0.1)
+        w.gradient = Tensor(shape: [2], scalars: [0.5, -1])
+        adam.update([NamedParameter("w", w)])
+        #expect(abs(w.value.scalars[0] - 0.9) < 1e-6 && abs(w.value.scalars[1] + 1.9) < 1e-6)
+        w.gradient = Tensor(shape: [2], scalars: [0.1, 0.2])
+        adam.update([NamedParameter("w", w)])
+        #expect(abs(w.value.scalars[0] - 0.819_695_9) < 1e-5)
+        #expect(abs(w.value.scalars[1] + 1.848_897_4) < 1e-5)
+        #expect(adam.stepCount == 2)
+    }
+
+    @Test func adamWDecaysWeightsDirectly() {
+        let w = parameter(Tensor(shape: [1], scalars: [2]))
+        let adamW = Adam.adamW(learningRate: 0.1, weightDecay: 0.5)
+        w.gradient = Tensor(shape: [1], scalars: [0])
+        adamW.update([NamedParameter("w", w)])
+        // zero gradient: only the decoupled decay acts, w ← w − lr·wd·w = 2 − 0.1
+        #expect(abs(w.value.scalar - 1.9) < 1e-6)
+    }
+
+    @Test func sgdMomentumAndNesterov() {
+        let w = parameter(Tensor(shape: [1], scalars: [1]))
+        let sgd = SGD(learningRate: 0.1, momentum: 0.9)
+        for _ in 0..<2 { w.gradient = Tensor(shape: [1], scalars: [1]); sgd.update([NamedParameter("w", w)]) }
+        // buffers 1, then 1.9: w = 1 − 0.1 − 0.19
+        #expect(abs(w.value.scalar - 0.71) < 1e-6)
+        let v = parameter(Tensor(shape: [1], scalars: [1]))
+        let nesterov = SGD(learningRate: 0.1, momentum: 0.9, nesterov: true)
+        v.gradient = Tensor(shape: [1], scalars: [1])
+        nesterov.update([NamedParameter("v", v)])
+        // buffer 1, step g + μ·buffer = 1.9
+        #expect(abs(v.value.scalar - 0.81) < 1e-6)
+    }
+
+    @Test func rmsPropStep() {
+        let w = parameter(Tensor(shape: [1], scalars: [1]))
+        let rms = RMSProp(learningRate: 0.01, decay: 0.9, epsilon: 0)
+        w.gradient = Tensor(shape: [1], scalars: [2])
+        rms.update([NamedParameter("w", w)])
+        // square = 0.1·4 = 0.4, step = 2/√0.4
+        let expected: Float = 1 - 0.01 * 2 / Float(0.4).squareRoot()
+        #expect(abs(w.value.scalar - expected) < 1e-6)
+    }
+
+    @Test func clippingScalesToTheMaximumNorm() {
+        let a = parameter(.zeros([2])), b = parameter(.zeros([1]))
+        a.gradient = Tensor(shape: [2], scalars: [3, 0])
+        b.gradient = Tensor(shape: [1], scalars: [4])
+        let params = [NamedParameter("a", a), NamedParameter("b", b)]
+        #expect(clipGradientNorm(params, maxNorm: 1) == 5)
+        #expect(abs(a.gradient!.scalars[0] - 0.6) < 1e-6 && abs(b.gradient!.scalars[0] - 0.8) < 1e-6)
+        #expect(abs(clipGradientNorm(params, maxNorm: 10) - 1) < 1e-6)
+    }
+
+    @Test func schedules() {
+        let warm = LearningRateSchedule(base: 1, warmupSteps: 10)
+        #expect(warm.rate(at: 5) == 0.5 && warm.rate(at: 100) == 1)
+        let stepped = LearningRateSchedule(base: 1, decay: .step(every: 10, factor: 0.5))
+        #expect(stepped.rate(at: 9) == 1 && stepped.rate(at: 25) == 0.25)
+        let cosine = LearningRateSchedule(base: 1, decay: .cosine(totalSteps: 100, minimum: 0))
+        #expect(abs(cosine.rate(at: 50) - 0.5) < 1e-6 && cosine.rate(at: 100) < 1e-6)
+    }
+
+    @Test func movingAverage() {
+        let w = parameter(Tensor(shape: [1], scalars: [0]))
+        let ema = ExponentialMovingAverage(decay: 0.5)
+        let params = [NamedParameter("w", w)]
+        ema.update(params)
+        w.value = Tensor(shape: [1], scalars: [4])
+        ema.update(params)
+        #expect(ema.shadow["w"]!.scalar == 2)
+        ema.withAveragedWeights(params) { #expect(w.value.scalar == 2) }
+        #expect(w.value.scalar == 4)
+    }
+
+    /// A 2-4-1 tanh network learns XOR.
+    @Test func learnsXOR() {
+        var rng = RandomGenerator(seed: 3)
+        let hidden = Linear(inputs: 2, outputs: 8, generator: &rng)
+        let output = Linear(inputs: 8, outputs: 1, generator: &rng)
+        let params = prefixed("hidden", hidden.parameters) + prefixed("output", output.parameters)
+        let x = Variable(Tensor(shape: [4, 2], scalars: [0, 0, 0, 1, 1, 0, 1, 1]))
+        let y = Tensor(shape: [4, 1], scalars: [0, 1, 1, 0])
+        let adam = Adam(learningRate: 0.05)
+        var last: Float = .infinity
+        for _ in 0..<500 {
+            let loss = mean(sigmoidCrossEntropy(logits: output(tanh(hidden(x))), targets: y))
+            last = loss.value.scalar
+            loss.backward()
+            adam.update(params)
+            hidden.zeroGradients(); output.zeroGradients()
+        }
+        #expect(last < 0.05)
+        let logits = output(tanh(hidden(x))).value.scalars
+        #expect(logits.map { $0 > 0 ? 1 : 0 } == [0, 1, 1, 0])
+    }
+
+    /// Least squares on y = 3·x₁ − 2·x₂ + 0.5 + noise recovers the coefficients.
+    @Test func regressionConverges() {
+        var rng = RandomGenerator(seed: 4)
+        let layer = Linear(inputs: 2, outputs: 1, generator: &rng)
+        let x = rng.uniformTensor([256, 2], low: -1, high: 1)
+        let y = Tensor(shape: [256, 1], scalars: (0..<256).map { i in
+            3 * x.scalars[2 * i] - 2 * x.scalars[2 * i + 1] + 0.5 + 0.01 * rng.normal()
+        })
+        let sgd = SGD(learningRate: 0.1, momentum: 0.9)
+        for _ in 0..<300 {
+            let error = layer(Variable(x)) - Variable(y)
+            let loss = mean(error * error)
+            loss.backward()
+            sgd.update(layer.parameters)
+            layer.zeroGradients()
+        }
+        let w = layer.weight.value.scalars, b = layer.bias!.value.scalar
+        #expect(abs(w[0] - 3) < 0.01 && abs(w[1] + 2) < 0.01 && abs(b - 0.5) < 0.01)
+    }
+
+    @Test func layersListTheirParameters() {
+        var rng = RandomGenerator(seed: 1)
+        #expect(Linear(inputs: 3, outputs: 4, generator: &rng).parameterCount == 16)
+        #expect(Conv1D(inputs: 3, outputs: 4, kernelWidth: 2, dilation: 4, generator: &rng).parameterCount == 28)
+        #expect(Conv2D(inputs: 2, outputs: 5, kernelSize: 3, generator: &rng).parameterCount == 95)
+        #expect(Embedding(count: 10, dimension: 3, generator: &rng).parameters.map(\.name) == ["table"])
+        #expect(Conv1D(inputs: 1, outputs: 1, kernelWidth: 2, dilation: 4, generator: &rng).receptiveField == 5)
+    }
+}
