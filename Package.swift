@@ -46,7 +46,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "seriatim", targets: ["seriatim"]),
-        .library(name: "Seriatim", targets: ["Tensors", "Autodiff", "NeuralNetworks"]),
+        .library(name: "Seriatim", targets: ["Tensors", "Autodiff", "NeuralNetworks", "Autoregressive"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -61,10 +61,12 @@ let package = Package(
         .target(name: "Autodiff", dependencies: ["Tensors"], swiftSettings: numericSettings),
         .target(name: "NeuralNetworks", dependencies: ["Autodiff", "Tensors", "CZlib"],
                 swiftSettings: numericSettings),
+        .target(name: "Autoregressive", dependencies: ["NeuralNetworks", "Autodiff", "Tensors"],
+                swiftSettings: numericSettings),
         .target(name: "TestSupport", dependencies: ["Autodiff", "Tensors"]),
 
         .target(name: "SeriatimCommands", dependencies: [
-            "Tensors", "Autodiff", "NeuralNetworks", "CBLAS",
+            "Tensors", "Autodiff", "NeuralNetworks", "Autoregressive", "CBLAS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: numericSettings),
         .executableTarget(name: "seriatim", dependencies: ["SeriatimCommands", "Tensors"]),
@@ -73,6 +75,8 @@ let package = Package(
         .testTarget(name: "AutodiffTests", dependencies: ["Autodiff", "Tensors", "TestSupport"]),
         .testTarget(name: "NeuralNetworksTests",
                     dependencies: ["NeuralNetworks", "Autodiff", "Tensors", "TestSupport"]),
+        .testTarget(name: "AutoregressiveTests",
+                    dependencies: ["Autoregressive", "NeuralNetworks", "Autodiff", "Tensors", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -269,3 +269,41 @@ public func maskedConv2D(_ x: Variable, weight: Variable, mask: Tensor?, bias: V
         bias?.accumulate(g.bias)
     }
 }
+
+/// The WaveNet gate on a stacked pre-activation `[B, 2G, T]` (filter channels first, then gate
+/// channels), giving `[B, G, T]`: `tanh(filter) ⊙ σ(gate)` without copying the halves apart.
+public func gatedActivation(stacked a: Variable) -> Variable {
+    precondition(a.value.rank == 3 && a.shape[1] % 2 == 0, "gatedActivation(stacked:): needs [B, 2G, T], got \(a.shape)")
+    let (batch, channels, time) = (a.shape[0], a.shape[1] / 2, a.shape[2])
+    let half = channels * time
+    let output = Tensor(shape: [batch, channels, time]) { out in
+        a.value.withUnsafeBufferPointer { ap in
+            for b in 0..<batch {
+                let base = ap.baseAddress! + b * 2 * half
+                Kernels.gatedForward(count: half, filter: base, gate: base + half, output: out.baseAddress! + b * half)
+            }
+        }
+    }
+    return Variable(output, parents: [a]) { gradient in
+        var da = Tensor.zeros(a.shape)
+        a.value.withUnsafeBufferPointer { ap in
+            gradient.withUnsafeBufferPointer { gp in
+                da.withUnsafeMutableBufferPointer { dp in
+                    for b in 0..<batch {
+                        let base = ap.baseAddress! + b * 2 * half, dbase = dp.baseAddress! + b * 2 * half
+                        Kernels.gatedBackward(count: half, filter: base, gate: base + half, gradient: gp.baseAddress! + b * half,
+                                              filterGradient: dbase, gateGradient: dbase + half)
+                    }
+                }
+            }
+        }
+        a.accumulate(da)
+    }
+}
+
+/// `max(x, lowerBound)` elementwise; the gradient passes where `x > lowerBound`.
+public func clamped(_ x: Variable, min lowerBound: Float) -> Variable {
+    Variable(Tensor(shape: x.shape, scalars: x.value.scalars.map { Swift.max($0, lowerBound) }), parents: [x]) { gradient in
+        x.accumulate(Tensor(shape: x.shape, scalars: zip(x.value.scalars, gradient.scalars).map { $0 > lowerBound ? $1 : 0 }))
+    }
+}

@@ -45,6 +45,7 @@ let opTable: [OpCase] = [
     OpCase(name: "multiply (broadcast)", inputs: inputs(uniform([2, 3, 4]), uniform([1, 3, 1]))) { $0[0] * $0[1] },
     OpCase(name: "divide", inputs: inputs(uniform([2, 3]), uniform([2, 3], 0.5, 2))) { $0[0] / $0[1] },
     OpCase(name: "scale and shift", inputs: inputs(uniform([5]))) { -($0[0] * 3) + 2 },
+    OpCase(name: "clamped", inputs: inputs(awayFromZero([10]))) { clamped($0[0], min: 0.05) },
     OpCase(name: "tanh", inputs: inputs(uniform([10], -3, 3))) { tanh($0[0]) },
     OpCase(name: "sigmoid", inputs: inputs(uniform([10], -5, 5))) { sigmoid($0[0]) },
     OpCase(name: "relu", inputs: inputs(awayFromZero([10]))) { relu($0[0]) },
@@ -54,6 +55,7 @@ let opTable: [OpCase] = [
     OpCase(name: "gated activation", inputs: inputs(uniform([2, 3, 5], -3, 3), uniform([2, 3, 5], -3, 3))) {
         gatedActivation(filter: $0[0], gate: $0[1])
     },
+    OpCase(name: "gated activation (stacked halves)", inputs: inputs(uniform([2, 6, 4], -3, 3))) { gatedActivation(stacked: $0[0]) },
     OpCase(name: "softmax cross-entropy (class axis 1)", inputs: inputs(uniform([2, 4, 3], -3, 3))) {
         softmaxCrossEntropy(logits: $0[0], targets: [0, 3, 1, 2, -1, 3], axis: 1)
     },

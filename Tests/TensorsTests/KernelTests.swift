@@ -215,3 +215,21 @@ import Tensors
         zip(a.scalars, b.scalars).reduce(0) { $0 + Double($1.0) * Double($1.1) }
     }
 }
+
+@Suite struct SmallMatmulTests {
+    @Test func accumulateProductMatchesGemmReference() {
+        var rng = RandomGenerator(seed: 12)
+        for (rows, inputs, outputs) in [(1, 32, 64), (3, 7, 130), (8, 32, 512), (2, 5, 9), (1, 1, 16)] {
+            let x = rng.uniformTensor([rows, inputs], low: -1, high: 1)
+            let w = rng.uniformTensor([inputs, outputs], low: -1, high: 1)
+            let start = rng.uniformTensor([rows, outputs], low: -1, high: 1)
+            var fast = start
+            x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in fast.withUnsafeMutableBufferPointer { op in
+                Kernels.accumulateProduct(rows: rows, inputs: inputs, outputs: outputs, x: xp.baseAddress!, xStride: inputs,
+                                          w: wp.baseAddress!, out: op.baseAddress!, outStride: outputs)
+            } } }
+            let expected = Kernels.add(start, Kernels.matmul(x, w, reference: true))
+            #expect(fast.maxAbsoluteDifference(expected) < 1e-4, "\(rows)×\(inputs)×\(outputs)")
+        }
+    }
+}
