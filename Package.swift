@@ -56,6 +56,8 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CAllocator"),
+        .systemLibrary(name: "CSndFile", pkgConfig: "sndfile", providers: [.apt(["libsndfile1-dev"])]),
+        .systemLibrary(name: "CSampleRate", pkgConfig: "samplerate", providers: [.apt(["libsamplerate0-dev"])]),
 
         .target(name: "Tensors", dependencies: ["CBLAS", "CAllocator"], swiftSettings: numericSettings),
         .target(name: "Autodiff", dependencies: ["Tensors"], swiftSettings: numericSettings),
@@ -63,10 +65,13 @@ let package = Package(
                 swiftSettings: numericSettings),
         .target(name: "Autoregressive", dependencies: ["NeuralNetworks", "Autodiff", "Tensors"],
                 swiftSettings: numericSettings),
+        .target(name: "AudioFiles", dependencies: ["CSndFile", "CSampleRate"]),
+        .target(name: "AudioModels", dependencies: ["Autoregressive", "NeuralNetworks", "Autodiff", "Tensors", "AudioFiles"],
+                swiftSettings: numericSettings),
         .target(name: "TestSupport", dependencies: ["Autodiff", "Tensors"]),
 
         .target(name: "SeriatimCommands", dependencies: [
-            "Tensors", "Autodiff", "NeuralNetworks", "Autoregressive", "CBLAS",
+            "Tensors", "Autodiff", "NeuralNetworks", "Autoregressive", "AudioFiles", "AudioModels", "CBLAS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: numericSettings),
         .executableTarget(name: "seriatim", dependencies: ["SeriatimCommands", "Tensors"]),
@@ -75,6 +80,8 @@ let package = Package(
         .testTarget(name: "AutodiffTests", dependencies: ["Autodiff", "Tensors", "TestSupport"]),
         .testTarget(name: "NeuralNetworksTests",
                     dependencies: ["NeuralNetworks", "Autodiff", "Tensors", "TestSupport"]),
+        .testTarget(name: "AudioTests",
+                    dependencies: ["AudioModels", "AudioFiles", "Autoregressive", "NeuralNetworks", "Autodiff", "Tensors", "CSndFile"]),
         .testTarget(name: "AutoregressiveTests",
                     dependencies: ["Autoregressive", "NeuralNetworks", "Autodiff", "Tensors", "TestSupport"]),
     ],

@@ -18,13 +18,19 @@ public protocol TrainingTask {
     var dimensionsPerExample: Int { get }
     /// Assembles the examples at `indices` of `split` (random crops, dynamic binarisation … draw from `generator`).
     func makeBatch(_ split: DataSplit, indices: [Int], generator: inout RandomGenerator) -> Batch
-    /// The training objective: mean NLL per example in nats, as a recorded scalar.
+    /// The training objective as a recorded scalar: mean NLL in nats per example (or per dimension).
     /// `generator` serves per-step randomness such as MADE mask choice.
     func loss(_ batch: Batch, generator: inout RandomGenerator) -> Variable
     /// NLL in nats of each example of the batch (no graph).
     func evaluate(_ batch: Batch) -> [Double]
     /// The model configuration stored in checkpoints, as JSON.
     var configurationJSON: String { get }
+    /// Further metadata for checkpoints (e.g. which model the file holds).
+    var checkpointMetadata: [String: String] { get }
+}
+
+extension TrainingTask {
+    public var checkpointMetadata: [String: String] { [:] }
 }
 
 /// How to train.
@@ -145,6 +151,7 @@ public final class Trainer<Task: TrainingTask> {
     /// The checkpoint for the current state.
     func checkpoint() -> Checkpoint {
         var checkpoint = Checkpoint(metadata: ["config": task.configurationJSON, "seriatim.format": "training-state-1"])
+        for (key, value) in task.checkpointMetadata { checkpoint.metadata[key] = value }
         checkpoint.store(task.parameters, prefix: "model.")
         checkpoint.store(optimizer)
         checkpoint.store(generator, key: "rng")

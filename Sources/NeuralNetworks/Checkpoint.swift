@@ -182,6 +182,9 @@ public struct Checkpoint: Equatable {
         for p in parameters { tensors[prefix + p.name] = p.variable.value }
     }
 
+    /// The CRC-32 of `data` (zlib's).
+    public static func checksum(_ data: Data) -> UInt { crc32(data) }
+
     static func crc32(_ data: Data) -> UInt {
         data.withUnsafeBytes { raw in
             var crc: UInt = CZlib.crc32(0, nil, 0)
