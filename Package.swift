@@ -87,3 +87,4 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+package.targets.append(.executableTarget(name: "scratch", dependencies: ["Tensors", "Autodiff", "Autoregressive", "AudioModels", "NeuralNetworks"], swiftSettings: numericSettings))

@@ -129,23 +129,24 @@ public final class WaveNet: ParameterContainer {
         return input
     }
 
-    /// The stack's output `[B, outputChannels, T]`.
-    public func callAsFunction(_ input: Tensor, speakers: [Int]? = nil, local: Tensor? = nil) -> Variable {
+    /// The stack's output `[B, outputChannels, T − from]` for positions `from…`.
+    public func callAsFunction(_ input: Tensor, speakers: [Int]? = nil, local: Tensor? = nil, from: Int = 0) -> Variable {
         let global = speakerTable.map { table in table(speakers ?? [Int](repeating: 0, count: input.shape[0])) }
-        return stack(Variable(input), global: global, local: local.map { Variable($0) })
+        return stack(Variable(input), global: global, local: local.map { Variable($0) }, from: from)
     }
 
-    /// log p of each sample `[B, T]` given the outputs and the windows' samples.
-    func logProbabilities(_ output: Variable, windows: [[Float]]) -> Variable {
+    /// log p of the samples at positions `from…` of each window, `[B, T − from]`, given the
+    /// outputs for those positions.
+    public func logProbabilities(_ output: Variable, windows: [[Float]], from: Int = 0) -> Variable {
         switch configuration.output {
         case .softmax:
             let muLaw = configuration.muLaw
-            let targets = windows.flatMap { $0.map { Int32(muLaw.encode($0)) } }
+            let targets = windows.flatMap { $0[from...].map { Int32(muLaw.encode($0)) } }
             return Categorical.logProbability(logits: output, targets: targets, axis: 1)
         case .logisticMixture(let k):
-            let values = windows.flatMap { $0.map(WaveNet.quantize16) }
+            let values = windows.flatMap { $0[from...].map(WaveNet.quantize16) }
             return DiscretizedLogisticMixture(components: k, bits: 16)
-                .logProbability(parameters: output, targets: Tensor(shape: [windows.count, windows[0].count], scalars: values))
+                .logProbability(parameters: output, targets: Tensor(shape: [windows.count, windows[0].count - from], scalars: values))
         }
     }
 }
@@ -241,13 +242,10 @@ public final class WaveNetTask: TrainingTask {
         return WaveBatch(windows: windows, speakers: speakers, local: localTensor, firstCounted: model.configuration.receptiveField)
     }
 
-    /// log p per sample, `[B, T]`, with uncounted positions zeroed.
+    /// log p of each counted sample, `[B, T − firstCounted]`.
     func countedLogProbabilities(_ batch: WaveBatch) -> Variable {
-        let output = model(model.inputTensor(batch.windows), speakers: batch.speakers, local: batch.local)
-        let logp = model.logProbabilities(output, windows: batch.windows)
-        let (b, t) = (batch.windows.count, batch.windows[0].count)
-        let mask = Tensor(shape: [b, t]) { m in for i in 0..<(b * t) { m[i] = i % t >= batch.firstCounted ? 1 : 0 } }
-        return logp * Variable(mask)
+        let output = model(model.inputTensor(batch.windows), speakers: batch.speakers, local: batch.local, from: batch.firstCounted)
+        return model.logProbabilities(output, windows: batch.windows, from: batch.firstCounted)
     }
 
     /// Mean NLL per counted sample, nats.
@@ -258,7 +256,7 @@ public final class WaveNetTask: TrainingTask {
 
     public func evaluate(_ batch: WaveBatch) -> [Double] {
         let logp = countedLogProbabilities(batch).value
-        let t = batch.windows[0].count
+        let t = batch.windows[0].count - batch.firstCounted
         return (0..<batch.windows.count).map { row in -(0..<t).reduce(0.0) { $0 + Double(logp.scalars[row * t + $1]) } }
     }
 }

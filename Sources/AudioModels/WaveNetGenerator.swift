@@ -19,25 +19,75 @@ public struct GenerationConditions {
 }
 
 /// Sample-by-sample generation with per-layer queues (`IncrementalStack`): each new sample costs one
-/// position's work per layer. Several streams run at once. Nothing is allocated per step.
+/// position's work per layer. Streams are independent, each with its own random generator (split
+/// from the caller's in stream order), so they are spread over the cores in groups with identical
+/// results. Nothing is allocated per step.
 public final class WaveNetGenerator {
     public let model: WaveNet
     public let streams: Int
+    let conditions: GenerationConditions
+
+    public init(model: WaveNet, streams: Int, conditions: GenerationConditions = GenerationConditions()) {
+        self.model = model
+        self.streams = streams
+        self.conditions = conditions
+        if model.speakerTable != nil, let ids = conditions.speakers {
+            precondition(ids.count == streams, "WaveNetGenerator: \(ids.count) speakers for \(streams) streams")
+        }
+    }
+
+    /// Generates `count` new samples per stream (after any prime), calling `progress` with the
+    /// number of samples done now and then. Returns `[streams][count]` samples in [−1, 1].
+    /// - Parameter record: receives the network output for each new sample, `[streams, outputChannels]`
+    ///   (recording keeps all streams in one group).
+    public func generate(count: Int, temperature: Float = 1, generator: inout RandomGenerator,
+                         progress: ((Int) -> Void)? = nil, record: (([Float]) -> Void)? = nil) -> [[Float]] {
+        var generators = (0..<streams).map { _ in generator.split() }
+        let groupCount = record == nil ? min(streams, Parallel.workerCount) : 1
+        let groups: [[Int]] = (0..<groupCount).map { g in Array(stride(from: g, to: streams, by: groupCount)) }
+        var results = [[Float]](repeating: [], count: streams)
+        if groupCount == 1 {
+            let group = StreamGroup(model: model, streams: groups[0], conditions: conditions)
+            let out = group.run(count: count, temperature: temperature, generators: &generators, progress: progress, record: record)
+            for (i, s) in groups[0].enumerated() { results[s] = out[i] }
+            return results
+        }
+        let model = self.model, conditions = self.conditions
+        nonisolated(unsafe) var shared = (results: results, generators: generators)
+        let lock = NSLock()
+        nonisolated(unsafe) let report = progress
+        Parallel.forEach(groupCount) { g in
+            let indices = groups[g]
+            var own = indices.map { shared.generators[$0] }
+            let out = StreamGroup(model: model, streams: indices, conditions: conditions)
+                .run(count: count, temperature: temperature, generators: &own, progress: g == 0 ? report : nil, record: nil)
+            lock.lock()
+            for (i, s) in indices.enumerated() { shared.results[s] = out[i] }
+            lock.unlock()
+        }
+        return shared.results
+    }
+}
+
+/// The streams one core generates: a cache and buffers sized for them.
+final class StreamGroup {
+    let model: WaveNet
+    let indices: [Int]
     let cache: IncrementalStack
     let conditions: GenerationConditions
     private var input: [Float]
     private var output: [Float]
     private var local: [Float]
 
-    public init(model: WaveNet, streams: Int, conditions: GenerationConditions = GenerationConditions()) {
+    init(model: WaveNet, streams indices: [Int], conditions: GenerationConditions) {
         self.model = model
-        self.streams = streams
+        self.indices = indices
         self.conditions = conditions
         let c = model.configuration
+        let streams = indices.count
         var global: Tensor? = nil
         if let table = model.speakerTable {
-            let ids = conditions.speakers ?? [Int](repeating: 0, count: streams)
-            precondition(ids.count == streams, "WaveNetGenerator: \(ids.count) speakers for \(streams) streams")
+            let ids = conditions.speakers.map { all in indices.map { all[$0] } } ?? [Int](repeating: 0, count: streams)
             global = Kernels.embedding(table.table.value, indices: ids)
         }
         cache = IncrementalStack(model.stack, streams: streams, global: global)
@@ -46,12 +96,10 @@ public final class WaveNetGenerator {
         local = [Float](repeating: 0, count: streams * (c.localFeatures?.bands ?? 0))
     }
 
-    /// Generates `count` new samples per stream (after any prime), calling `progress` with the
-    /// number of samples done now and then. Returns `[streams][count]` samples in [−1, 1].
-    /// - Parameter record: receives the network output for each new sample, `[streams, outputChannels]`.
-    public func generate(count: Int, temperature: Float = 1, generator: inout RandomGenerator,
-                         progress: ((Int) -> Void)? = nil, record: (([Float]) -> Void)? = nil) -> [[Float]] {
+    func run(count: Int, temperature: Float, generators: inout [RandomGenerator],
+             progress: ((Int) -> Void)?, record: (([Float]) -> Void)?) -> [[Float]] {
         let c = model.configuration
+        let streams = indices.count
         let prime = conditions.prime ?? []
         let total = prime.count + count
         var result = [[Float]](repeating: [Float](repeating: 0, count: count), count: streams)
@@ -84,10 +132,10 @@ public final class WaveNetGenerator {
                 if position < prime.count {
                     value = prime[position]
                 } else if let mixture {
-                    value = output.withUnsafeBufferPointer { mixture.sampleOne($0.baseAddress! + s * outputs, temperature: temperature, generator: &generator) }
+                    value = output.withUnsafeBufferPointer { mixture.sampleOne($0.baseAddress! + s * outputs, temperature: temperature, generator: &generators[s]) }
                 } else {
                     let k = output.withUnsafeBufferPointer {
-                        generator.categorical(logits: UnsafeBufferPointer(rebasing: $0[(s * outputs)..<((s + 1) * outputs)]), temperature: temperature)
+                        generators[s].categorical(logits: UnsafeBufferPointer(rebasing: $0[(s * outputs)..<((s + 1) * outputs)]), temperature: temperature)
                     }
                     value = muLaw.decode(k)
                 }
@@ -108,7 +156,9 @@ public final class WaveNetGenerator {
         }
         return result
     }
+}
 
+extension WaveNetGenerator {
     /// Naive generation for comparison: every new sample runs the full forward pass over the last
     /// receptive field of samples. Same stream of random numbers as `generate`.
     /// - Parameter record: receives the output used for each sample, `[streams, outputChannels]`.
@@ -118,6 +168,7 @@ public final class WaveNetGenerator {
         let c = model.configuration
         let field = c.receptiveField
         let prime = conditions.prime ?? []
+        var generators = (0..<streams).map { _ in generator.split() }
         var history = [[Float]](repeating: prime, count: streams)
         var result = [[Float]](repeating: [], count: streams)
         let outputs = c.outputChannels
@@ -149,10 +200,10 @@ public final class WaveNetGenerator {
             for s in 0..<streams {
                 let value: Float
                 if let mixture {
-                    value = last.withUnsafeBufferPointer { mixture.sampleOne($0.baseAddress! + s * outputs, temperature: temperature, generator: &generator) }
+                    value = last.withUnsafeBufferPointer { mixture.sampleOne($0.baseAddress! + s * outputs, temperature: temperature, generator: &generators[s]) }
                 } else {
                     let k = last.withUnsafeBufferPointer {
-                        generator.categorical(logits: UnsafeBufferPointer(rebasing: $0[(s * outputs)..<((s + 1) * outputs)]), temperature: temperature)
+                        generators[s].categorical(logits: UnsafeBufferPointer(rebasing: $0[(s * outputs)..<((s + 1) * outputs)]), temperature: temperature)
                     }
                     value = c.muLaw.decode(k)
                 }

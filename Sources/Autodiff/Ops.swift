@@ -307,3 +307,47 @@ public func clamped(_ x: Variable, min lowerBound: Float) -> Variable {
         x.accumulate(Tensor(shape: x.shape, scalars: zip(x.value.scalars, gradient.scalars).map { $0 > lowerBound ? $1 : 0 }))
     }
 }
+
+/// Stacks `[B, Cᵢ, T]` tensors along the channel axis, keeping only the times in `times`:
+/// `[B, ΣCᵢ, |times|]` in one copy (the WaveNet skip connections of every layer, at the
+/// positions the loss counts).
+public func concatenateChannels(_ parts: [Variable], times: Range<Int>) -> Variable {
+    precondition(!parts.isEmpty && parts.allSatisfy { $0.value.rank == 3 && $0.shape[0] == parts[0].shape[0] && $0.shape[2] == parts[0].shape[2] },
+                 "concatenateChannels: parts \(parts.map(\.shape)) need [B, C, T] with equal B and T")
+    let (batch, time) = (parts[0].shape[0], parts[0].shape[2])
+    precondition(times.lowerBound >= 0 && times.upperBound <= time, "concatenateChannels: times \(times) outside 0..<\(time)")
+    let channels = parts.map { $0.shape[1] }
+    let total = channels.reduce(0, +), width = times.count
+    let output = Tensor(shape: [batch, total, width]) { out in
+        var offset = 0
+        for (part, c) in zip(parts, channels) {
+            part.value.withUnsafeBufferPointer { pp in
+                Parallel.forEach(batch) { b in
+                    for ch in 0..<c {
+                        (out.baseAddress! + (b * total + offset + ch) * width)
+                            .update(from: pp.baseAddress! + (b * c + ch) * time + times.lowerBound, count: width)
+                    }
+                }
+            }
+            offset += c
+        }
+    }
+    return Variable(output, parents: parts) { gradient in
+        var offset = 0
+        for (part, c) in zip(parts, channels) {
+            if part.requiresGradient {
+                var g = Tensor.zeros([batch, c, time])
+                g.withUnsafeMutableBufferPointer { gp in
+                    gradient.withUnsafeBufferPointer { src in
+                        for b in 0..<batch { for ch in 0..<c {
+                            (gp.baseAddress! + (b * c + ch) * time + times.lowerBound)
+                                .update(from: src.baseAddress! + (b * total + offset + ch) * width, count: width)
+                        } }
+                    }
+                }
+                part.accumulate(g)
+            }
+            offset += c
+        }
+    }
+}

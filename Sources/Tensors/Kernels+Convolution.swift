@@ -34,14 +34,18 @@ extension Kernels {
             }
             input.withUnsafeBufferPointer { ip in
                 weight.withUnsafeBufferPointer { wp in
-                    for b in 0..<batch {
+                    let x = ip.baseAddress!, w = wp.baseAddress!
+                    // Batch items in parallel with one-core GEMMs; a single item lets the GEMM split itself.
+                    let serial = batch > 1
+                    Parallel.forEach(batch) { b in
                         for k in 0..<taps {
                             let shift = tapShift(k, taps: taps, dilation: dilation, offset: offset)
                             if shift >= time { continue }
-                            gemm(m: outChannels, n: time - shift, k: inChannels,
-                                 a: wp.baseAddress! + k * outChannels * inChannels, lda: inChannels,
-                                 b: ip.baseAddress! + b * inChannels * time, ldb: time,
-                                 beta: 1, c: y + b * outChannels * time + shift, ldc: time)
+                            let f = serial ? gemmSerial : gemm
+                            f(false, false, outChannels, time - shift, inChannels, 1,
+                              w + k * outChannels * inChannels, inChannels,
+                              x + b * inChannels * time, time,
+                              1, y + b * outChannels * time + shift, time)
                         }
                     }
                 }
@@ -59,33 +63,49 @@ extension Kernels {
         var inputGradient = needsInputGradient ? Tensor.zeros(input.shape) : nil
         var weightGradient = Tensor.zeros(weight.shape)
         let biasGradient = sum(gradient, axes: [0, 2])
+        let serial = batch > 1
+        let f = serial ? gemmSerial : gemm
         gradient.withUnsafeBufferPointer { gp in
             input.withUnsafeBufferPointer { ip in
                 weight.withUnsafeBufferPointer { wp in
-                    weightGradient.withUnsafeMutableBufferPointer { dwp in
-                        for b in 0..<batch {
-                            for k in 0..<taps {
-                                let shift = tapShift(k, taps: taps, dilation: dilation, offset: offset)
-                                if shift >= time { continue }
-                                // dWₖ += dY[:, s:] · X[:, :T−s]ᵀ
-                                gemm(transposeB: true, m: outChannels, n: inChannels, k: time - shift,
-                                     a: gp.baseAddress! + b * outChannels * time + shift, lda: time,
-                                     b: ip.baseAddress! + b * inChannels * time, ldb: time,
-                                     beta: 1, c: dwp.baseAddress! + k * outChannels * inChannels, ldc: inChannels)
+                    let g = gp.baseAddress!, x = ip.baseAddress!, w = wp.baseAddress!
+                    // Weight gradient: each worker sums its share of the batch into its own buffer.
+                    let workers = min(batch, Parallel.workerCount)
+                    let size = taps * outChannels * inChannels
+                    var partial = [Float](repeating: 0, count: workers * size)
+                    partial.withUnsafeMutableBufferPointer { pp in
+                        let p = pp.baseAddress!
+                        Parallel.forEach(workers) { worker in
+                            var b = worker
+                            while b < batch {
+                                for k in 0..<taps {
+                                    let shift = tapShift(k, taps: taps, dilation: dilation, offset: offset)
+                                    if shift >= time { continue }
+                                    // dWₖ += dY[:, s:] · X[:, :T−s]ᵀ
+                                    f(false, true, outChannels, inChannels, time - shift, 1,
+                                      g + b * outChannels * time + shift, time,
+                                      x + b * inChannels * time, time,
+                                      1, p + worker * size + k * outChannels * inChannels, inChannels)
+                                }
+                                b += workers
                             }
                         }
                     }
+                    weightGradient.withUnsafeMutableBufferPointer { dwp in
+                        for worker in 0..<workers { for i in 0..<size { dwp[i] += partial[worker * size + i] } }
+                    }
                     if inputGradient != nil {
                         inputGradient!.withUnsafeMutableBufferPointer { dxp in
-                            for b in 0..<batch {
+                            let dx = dxp.baseAddress!
+                            Parallel.forEach(batch) { b in
                                 for k in 0..<taps {
                                     let shift = tapShift(k, taps: taps, dilation: dilation, offset: offset)
                                     if shift >= time { continue }
                                     // dX[:, :T−s] += Wₖᵀ · dY[:, s:]
-                                    gemm(transposeA: true, m: inChannels, n: time - shift, k: outChannels,
-                                         a: wp.baseAddress! + k * outChannels * inChannels, lda: inChannels,
-                                         b: gp.baseAddress! + b * outChannels * time + shift, ldb: time,
-                                         beta: 1, c: dxp.baseAddress! + b * inChannels * time, ldc: time)
+                                    f(true, false, inChannels, time - shift, outChannels, 1,
+                                      w + k * outChannels * inChannels, inChannels,
+                                      g + b * outChannels * time + shift, time,
+                                      1, dx + b * inChannels * time, time)
                                 }
                             }
                         }

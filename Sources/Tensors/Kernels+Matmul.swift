@@ -7,7 +7,20 @@ public enum Kernels {}
 // MARK: - GEMM
 
 extension Kernels {
-    /// `C = alpha · op(A) · op(B) + beta · C`, row-major, through `cblas_sgemm`.
+    /// OpenBLAS runs single-threaded: its idle workers spin in `sched_yield` and steal the second
+    /// core from everything else (measured: 200 000 yields per WaveNet step). Seriatim splits work
+    /// itself instead — large GEMMs by columns here, convolutions by batch item — so that a piece
+    /// of work is never split by both.
+    @usableFromInline static let blasThreadsPinned: Bool = {
+        openblas_set_num_threads(1)
+        return true
+    }()
+
+    /// GEMMs with fewer multiply-adds than this run on one core.
+    public static let parallelGEMMThreshold = 1 << 20
+
+    /// `C = alpha · op(A) · op(B) + beta · C`, row-major, through `cblas_sgemm`; large products are
+    /// split by columns of C over the cores.
     ///
     /// Shapes: `op(A)` is `[m, k]`, `op(B)` is `[k, n]`, `C` is `[m, n]`; `lda`, `ldb`, `ldc`
     /// are the row strides of the stored (untransposed) matrices.
@@ -17,6 +30,41 @@ extension Kernels {
                             a: UnsafePointer<Float>, lda: Int,
                             b: UnsafePointer<Float>, ldb: Int,
                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if m * n * k >= parallelGEMMThreshold && Parallel.workerCount > 1 {
+            // Split the longer of m and n.
+            let workers = Parallel.workerCount
+            if n >= m {
+                let chunk = (n + workers - 1) / workers
+                Parallel.forEach(workers) { w in
+                    let start = w * chunk, width = min(n, start + chunk) - start
+                    guard width > 0 else { return }
+                    gemmSerial(transposeA: transposeA, transposeB: transposeB, m: m, n: width, k: k, alpha: alpha, a: a, lda: lda,
+                               b: transposeB ? b + start * ldb : b + start, ldb: ldb, beta: beta, c: c + start, ldc: ldc)
+                }
+            } else {
+                let chunk = (m + workers - 1) / workers
+                Parallel.forEach(workers) { w in
+                    let start = w * chunk, height = min(m, start + chunk) - start
+                    guard height > 0 else { return }
+                    gemmSerial(transposeA: transposeA, transposeB: transposeB, m: height, n: n, k: k, alpha: alpha,
+                               a: transposeA ? a + start : a + start * lda, lda: lda, b: b, ldb: ldb, beta: beta,
+                               c: c + start * ldc, ldc: ldc)
+                }
+            }
+        } else {
+            gemmSerial(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                       b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
+    }
+
+    /// `gemm` on the calling thread only (for kernels that split work over the cores themselves).
+    @inlinable
+    public static func gemmSerial(transposeA: Bool = false, transposeB: Bool = false,
+                                  m: Int, n: Int, k: Int, alpha: Float = 1,
+                                  a: UnsafePointer<Float>, lda: Int,
+                                  b: UnsafePointer<Float>, ldb: Int,
+                                  beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        _ = blasThreadsPinned
         if m == 0 || n == 0 { return }
         if k == 0 {
             if beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } } }

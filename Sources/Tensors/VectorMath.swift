@@ -9,11 +9,20 @@ public enum VectorMath {
     public static let width = Vector.scalarCount
 
     /// e^x, lanewise. Inputs are clamped to [-87.3, 88.7] (the float range of e^x).
+    ///
+    /// Written with plain lanewise arithmetic only: Swift's generic SIMD rounding and
+    /// float-to-integer conversions compile to per-lane loops (measured 33 ns per element
+    /// against 0.33 ns for this form). Rounding uses the 1.5·2²³ trick, whose bit pattern also
+    /// carries the integer exponent.
     @inlinable @inline(__always)
     public static func exp(_ x: Vector) -> Vector {
-        var x = x.clamped(lowerBound: Vector(repeating: -87.33654), upperBound: Vector(repeating: 88.72283))
-        // x = n·ln2 + r, |r| ≤ ln2/2; e^x = 2^n · e^r.
-        let n = (x * 1.442_695_04).rounded(.toNearestOrEven)
+        // Clamp with selects, not min/max: those would turn NaN into a number and hide divergence.
+        var x = x.replacing(with: -87.33654, where: x .< -87.33654)
+        x.replace(with: 88.72283, where: x .> 88.72283)
+        let magic = Vector(repeating: 12_582_912)  // 1.5 · 2²³
+        let shifted = x * 1.442_695_04 + magic
+        let n = shifted - magic
+        // x = n·ln2 + r, |r| ≤ ln2/2; e^x = 2^n · e^r (ln2 split in two for precision).
         x = x - n * 0.693_359_375
         x = x + n * 2.121_944_4e-4
         // Cephes expf polynomial on r.
@@ -23,10 +32,9 @@ public enum VectorMath {
         p = p * x + 4.166_579_6e-2
         p = p * x + 1.666_666_5e-1
         p = p * x + 5.000_000_1e-1
-        let x2 = x * x
-        let er = p * x2 + x + 1
-        let exponent = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
-        let scale = unsafeBitCast(exponent, to: Vector.self)
+        let er = p * (x * x) + x + 1
+        let integer = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- SIMD16<Int32>(repeating: 0x4B40_0000)
+        let scale = unsafeBitCast((integer &+ SIMD16<Int32>(repeating: 127)) &* SIMD16<Int32>(repeating: 1 << 23), to: Vector.self)
         return er * scale
     }
 

@@ -73,6 +73,9 @@ let opTable: [OpCase] = [
     OpCase(name: "permute", inputs: inputs(uniform([2, 3, 4]))) { permute($0[0], [2, 0, 1]) },
     OpCase(name: "slice", inputs: inputs(uniform([2, 5, 3]))) { slice($0[0], axis: 1, range: 1..<4) },
     OpCase(name: "concatenate", inputs: inputs(uniform([2, 2]), uniform([2, 3]))) { concatenate([$0[0], $0[1], $0[0]], axis: 1) },
+    OpCase(name: "concatenate channels, time range", inputs: inputs(uniform([2, 2, 5]), uniform([2, 3, 5]))) {
+        concatenateChannels([$0[0], $0[1]], times: 1..<4)
+    },
     OpCase(name: "split", inputs: inputs(uniform([4, 3]))) { let p = split($0[0], axis: 0, sizes: [1, 3]); return p[1] * p[0] },
     OpCase(name: "embedding", inputs: inputs(uniform([5, 3]))) { embedding($0[0], indices: [4, 1, 4, 0]) },
     OpCase(name: "causal conv1d (taps 2, dilation 2)", inputs: inputs(uniform([2, 3, 9]), uniform([2, 4, 3]), uniform([4]))) {

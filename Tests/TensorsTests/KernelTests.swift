@@ -219,7 +219,7 @@ import Tensors
 @Suite struct SmallMatmulTests {
     @Test func accumulateProductMatchesGemmReference() {
         var rng = RandomGenerator(seed: 12)
-        for (rows, inputs, outputs) in [(1, 32, 64), (3, 7, 130), (8, 32, 512), (2, 5, 9), (1, 1, 16)] {
+        for (rows, inputs, outputs) in [(1, 32, 64), (3, 7, 130), (8, 32, 512), (2, 5, 9), (1, 1, 16), (6, 9, 50), (4, 3, 33)] {
             let x = rng.uniformTensor([rows, inputs], low: -1, high: 1)
             let w = rng.uniformTensor([inputs, outputs], low: -1, high: 1)
             let start = rng.uniformTensor([rows, outputs], low: -1, high: 1)
@@ -231,5 +231,14 @@ import Tensors
             let expected = Kernels.add(start, Kernels.matmul(x, w, reference: true))
             #expect(fast.maxAbsoluteDifference(expected) < 1e-4, "\(rows)×\(inputs)×\(outputs)")
         }
+    }
+}
+
+@Suite struct NaNPropagationTests {
+    /// A diverging run must show up as a non-finite loss: no kernel may turn NaN into a number.
+    @Test(arguments: UnaryFunction.allCases)
+    func nanStaysNaN(function: UnaryFunction) {
+        let x = Tensor(shape: [20], scalars: [Float](repeating: .nan, count: 20))
+        #expect(Kernels.unary(function, x).scalars.allSatisfy { $0.isNaN })
     }
 }

@@ -12,6 +12,9 @@ struct KernelBenchmark: ParsableCommand {
     @Flag(help: "Print one JSON object instead of a table.") var json = false
 
     func run() throws {
+        // Seriatim keeps OpenBLAS single-threaded and splits work itself; the "sgemm" reference
+        // columns get all of OpenBLAS's threads.
+        _ = Kernels.matmul(.zeros([1, 1]), .zeros([1, 1]))
         var rng = RandomGenerator(seed: 1)
         var results: [String: Any] = [:]
         var lines: [String] = []
@@ -20,14 +23,14 @@ struct KernelBenchmark: ParsableCommand {
         for n in [256, 1024] {
             let a = rng.uniformTensor([n, n]), b = rng.uniformTensor([n, n])
             let flops = 2.0 * Double(n * n * n)
-            let wrapped = measure { _ = Kernels.matmul(a, b) }
             var c = [Float](repeating: 0, count: n * n)
-            let bare = measure {
+            let bare = measureWithAllBLASThreads {
                 a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1,
                                 ap.baseAddress, Int32(n), bp.baseAddress, Int32(n), 0, cp.baseAddress, Int32(n))
                 } } }
             }
+            let wrapped = measure { _ = Kernels.matmul(a, b) }
             results["gemm_\(n)_gflops"] = flops / wrapped / 1e9
             results["gemm_\(n)_sgemm_gflops"] = flops / bare / 1e9
             lines.append(row("matmul \(n)×\(n)×\(n)", flops / wrapped, flops / bare))
@@ -39,14 +42,10 @@ struct KernelBenchmark: ParsableCommand {
             let x = rng.uniformTensor([batch, inC, time]), w = rng.uniformTensor([taps, outC, inC], low: -0.1, high: 0.1)
             let bias = Tensor.zeros([outC]), dy = rng.uniformTensor([batch, outC, time])
             let flops = 3 * 2.0 * Double(batch * time * outC * inC * taps)  // forward, input and weight gradients
-            let ours = measure {
-                _ = Kernels.causalConv1D(x, weight: w, bias: bias, dilation: dilation)
-                _ = Kernels.causalConv1DBackward(dy, input: x, weight: w, dilation: dilation)
-            }
             // The same GEMMs (full length, no shifts, no bias, no reductions) straight through cblas_sgemm.
             var y = [Float](repeating: 0, count: batch * outC * time), dx = [Float](repeating: 0, count: batch * inC * time)
             var dw = [Float](repeating: 0, count: outC * inC)
-            let bare = measure {
+            let bare = measureWithAllBLASThreads {
                 x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in dy.withUnsafeBufferPointer { gp in
                     for b in 0..<batch { for k in 0..<taps {
                         let shift = (taps - 1 - k) * dilation
@@ -55,6 +54,10 @@ struct KernelBenchmark: ParsableCommand {
                         dw.withUnsafeMutableBufferPointer { sgemm(false, true, outC, inC, time - shift, gp.baseAddress! + b * outC * time, time, xp.baseAddress! + b * inC * time, time, $0.baseAddress!, inC) }
                     } }
                 } } }
+            }
+            let ours = measure {
+                _ = Kernels.causalConv1D(x, weight: w, bias: bias, dilation: dilation)
+                _ = Kernels.causalConv1DBackward(dy, input: x, weight: w, dilation: dilation)
             }
             results["conv1d_gflops"] = flops / ours / 1e9
             results["conv1d_sgemm_gflops"] = flops / bare / 1e9
@@ -71,14 +74,10 @@ struct KernelBenchmark: ParsableCommand {
             let bias = Tensor.zeros([channels]), dy = rng.uniformTensor([batch, channels, size, size])
             let positions = batch * size * size
             let flops = 3 * 2.0 * Double(positions * channels * channels * taps.taps.count)
-            let ours = measure {
-                let forward = Kernels.maskedConv2DKeepingInput(x, weight: w, mask: mask, bias: bias, taps: taps)
-                _ = Kernels.maskedConv2DBackward(dy, input: x, weight: w, mask: mask, taps: taps, paddedInput: forward.paddedInput)
-            }
             // cblas_sgemm on the same problem: per tap, [64×64]·[64×(B·H·W)] three times.
             let a = rng.uniformTensor([channels, channels]), big = rng.uniformTensor([channels, positions])
             var out = [Float](repeating: 0, count: channels * positions), dw = [Float](repeating: 0, count: channels * channels)
-            let bare = measure {
+            let bare = measureWithAllBLASThreads {
                 a.withUnsafeBufferPointer { ap in big.withUnsafeBufferPointer { bp in out.withUnsafeMutableBufferPointer { op in
                     for _ in 0..<taps.taps.count {
                         sgemm(false, false, channels, positions, channels, ap.baseAddress!, channels, bp.baseAddress!, positions, op.baseAddress!, positions)
@@ -86,6 +85,10 @@ struct KernelBenchmark: ParsableCommand {
                         dw.withUnsafeMutableBufferPointer { sgemm(false, true, channels, channels, positions, bp.baseAddress!, positions, bp.baseAddress!, positions, $0.baseAddress!, channels) }
                     }
                 } } }
+            }
+            let ours = measure {
+                let forward = Kernels.maskedConv2DKeepingInput(x, weight: w, mask: mask, bias: bias, taps: taps)
+                _ = Kernels.maskedConv2DBackward(dy, input: x, weight: w, mask: mask, taps: taps, paddedInput: forward.paddedInput)
             }
             results["conv2d_gflops"] = flops / ours / 1e9
             results["conv2d_sgemm_gflops"] = flops / bare / 1e9
@@ -113,6 +116,16 @@ struct KernelBenchmark: ParsableCommand {
             print("kernel                                               ours GFLOP/s   sgemm GFLOP/s   ratio")
             for line in lines { print(line) }
         }
+    }
+
+    /// `measure` with OpenBLAS on every core; then back to one BLAS thread and a pause, so that
+    /// OpenBLAS's idle workers stop spinning before our kernels are measured.
+    private func measureWithAllBLASThreads(_ body: () -> Void) -> Double {
+        openblas_set_num_threads(Int32(Parallel.workerCount))
+        let seconds = measure(body)
+        openblas_set_num_threads(1)
+        usleep(300_000)
+        return seconds
     }
 
     private func row(_ name: String, _ ours: Double, _ bare: Double) -> String {
