@@ -135,6 +135,17 @@ public final class WaveNet: ParameterContainer {
         return stack(Variable(input), global: global, local: local.map { Variable($0) }, from: from)
     }
 
+    /// The stack's output for windows of samples `[B][T]` (one-hot inputs go in as class lookups).
+    public func callAsFunction(windows: [[Float]], speakers: [Int]? = nil, local: Tensor? = nil, from: Int = 0) -> Variable {
+        guard case .softmax = configuration.output else {
+            return self(inputTensor(windows), speakers: speakers, local: local, from: from)
+        }
+        let global = speakerTable.map { table in table(speakers ?? [Int](repeating: 0, count: windows.count)) }
+        let muLaw = configuration.muLaw
+        let classes = windows.map { $0.map { Int32(muLaw.encode($0)) } }
+        return stack(classes: classes, global: global, local: local.map { Variable($0) }, from: from)
+    }
+
     /// log p of the samples at positions `from…` of each window, `[B, T − from]`, given the
     /// outputs for those positions.
     public func logProbabilities(_ output: Variable, windows: [[Float]], from: Int = 0) -> Variable {
@@ -244,7 +255,7 @@ public final class WaveNetTask: TrainingTask {
 
     /// log p of each counted sample, `[B, T − firstCounted]`.
     func countedLogProbabilities(_ batch: WaveBatch) -> Variable {
-        let output = model(model.inputTensor(batch.windows), speakers: batch.speakers, local: batch.local, from: batch.firstCounted)
+        let output = model(windows: batch.windows, speakers: batch.speakers, local: batch.local, from: batch.firstCounted)
         return model.logProbabilities(output, windows: batch.windows, from: batch.firstCounted)
     }
 

@@ -351,3 +351,55 @@ public func concatenateChannels(_ parts: [Variable], times: Range<Int>) -> Varia
         }
     }
 }
+
+/// A causal convolution of a one-hot sequence, computed as column lookups: for classes `[B][T]`
+/// in 0..<V and weight `[K, O, V]`, output `[B, O, T]` with
+/// `y[b, :, t] = bias + Σₖ W[k, :, class[b][t − sₖ]]`, sₖ = (K − 1 − k)·dilation + offset
+/// (the same numbers as `causalConv1D` on the one-hot tensor, without building it).
+public func causalConv1D(classes: [[Int32]], weight: Variable, bias: Variable?, dilation: Int = 1, offset: Int = 0) -> Variable {
+    let (taps, outChannels, vocabulary) = (weight.shape[0], weight.shape[1], weight.shape[2])
+    let (batch, time) = (classes.count, classes.first?.count ?? 0)
+    precondition(classes.allSatisfy { $0.count == time && $0.allSatisfy { $0 >= 0 && Int($0) < vocabulary } },
+                 "causalConv1D(classes:): classes must be \(batch)×\(time) values in 0..<\(vocabulary)")
+    // Transposed weight [K, V, O]: each lookup reads one contiguous row.
+    let transposed = Kernels.permute(weight.value, [0, 2, 1])
+    let output = Tensor(shape: [batch, outChannels, time]) { out in
+        transposed.withUnsafeBufferPointer { wp in
+            let o = out.baseAddress!, w = wp.baseAddress!
+            Parallel.forEach(batch) { b in
+                var column = [Float](repeating: 0, count: outChannels)
+                for t in 0..<time {
+                    for c in 0..<outChannels { column[c] = bias?.value.scalars[c] ?? 0 }
+                    for k in 0..<taps {
+                        let source = t - Kernels.tapShift(k, taps: taps, dilation: dilation, offset: offset)
+                        if source < 0 { continue }
+                        let row = w + (k * vocabulary + Int(classes[b][source])) * outChannels
+                        for c in 0..<outChannels { column[c] += row[c] }
+                    }
+                    for c in 0..<outChannels { o[(b * outChannels + c) * time + t] = column[c] }
+                }
+            }
+        }
+    }
+    return Variable(output, parents: [weight] + (bias.map { [$0] } ?? [])) { gradient in
+        if weight.requiresGradient {
+            var transposedGradient = Tensor.zeros([taps, vocabulary, outChannels])
+            let g = Kernels.permute(gradient, [0, 2, 1])  // [B, T, O]
+            transposedGradient.withUnsafeMutableBufferPointer { dp in
+                g.withUnsafeBufferPointer { gp in
+                    for b in 0..<batch { for t in 0..<time {
+                        let grad = gp.baseAddress! + (b * time + t) * outChannels
+                        for k in 0..<taps {
+                            let source = t - Kernels.tapShift(k, taps: taps, dilation: dilation, offset: offset)
+                            if source < 0 { continue }
+                            let row = dp.baseAddress! + (k * vocabulary + Int(classes[b][source])) * outChannels
+                            for c in 0..<outChannels { row[c] += grad[c] }
+                        }
+                    } }
+                }
+            }
+            weight.accumulate(Kernels.permute(transposedGradient, [0, 2, 1]))
+        }
+        bias?.accumulate(Kernels.sumOverBatchAndPositions(gradient))
+    }
+}

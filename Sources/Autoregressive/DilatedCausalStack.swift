@@ -139,13 +139,29 @@ public struct DilatedCausalStack: ParameterContainer {
         precondition(x.value.rank == 3 && x.shape[1] == c.inputChannels, "DilatedCausalStack: input \(x.shape) needs [B, \(c.inputChannels), T]")
         precondition((global != nil) == (c.globalConditionChannels > 0) && (local != nil) == (c.localConditionChannels > 0),
                      "DilatedCausalStack: conditioning inputs do not match the configuration")
-        precondition(from >= 0 && from < x.shape[2], "DilatedCausalStack: from \(from) outside 0..<\(x.shape[2])")
-        var h = input(x)
+        return residualLayers(input(x), time: x.shape[2], global: global, local: local, from: from)
+    }
+
+    /// The forward pass for a one-hot input given as classes `[B][T]` (each < inputChannels): the input
+    /// convolution becomes column lookups instead of a product with a mostly-zero tensor.
+    public func callAsFunction(classes: [[Int32]], global: Variable? = nil, local: Variable? = nil, from: Int = 0) -> Variable {
+        let c = configuration
+        precondition((global != nil) == (c.globalConditionChannels > 0) && (local != nil) == (c.localConditionChannels > 0),
+                     "DilatedCausalStack: conditioning inputs do not match the configuration")
+        let h = causalConv1D(classes: classes, weight: input.weight, bias: input.bias, dilation: input.dilation, offset: input.offset)
+        return residualLayers(h, time: classes.first?.count ?? 0, global: global, local: local, from: from)
+    }
+
+    private func residualLayers(_ start: Variable, time: Int, global: Variable?, local: Variable?, from: Int) -> Variable {
+        let c = configuration
+        let batch = start.shape[0]
+        precondition(from >= 0 && from < time, "DilatedCausalStack: from \(from) outside 0..<\(time)")
+        var h = start
         var gates: [Variable] = []
         for layer in layers {
             var a = layer.dilated(h)
             if let global, let projection = layer.global {
-                a = a + reshape(projection(global), [x.shape[0], 2 * c.gateChannels, 1])
+                a = a + reshape(projection(global), [batch, 2 * c.gateChannels, 1])
             }
             if let local, let projection = layer.local { a = a + projection(local) }
             let z = gatedActivation(stacked: a)
@@ -153,7 +169,7 @@ public struct DilatedCausalStack: ParameterContainer {
             if let residual = layer.residual { h = h + residual(z) }
         }
         // Σₗ W_skip,ₗ · zₗ as one product: [W₁ … W_L] · [z₁; …; z_L] (one GEMM with L·G inputs instead of L thin ones).
-        let stacked = concatenateChannels(gates, times: from..<x.shape[2])
+        let stacked = concatenateChannels(gates, times: from..<time)
         let skipWeight = concatenate(layers.map(\.skip.weight), axis: 2)
         var skipBias = layers[0].skip.bias!
         for layer in layers.dropFirst() { skipBias = skipBias + layer.skip.bias! }

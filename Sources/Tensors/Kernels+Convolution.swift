@@ -62,7 +62,7 @@ extension Kernels {
         precondition(gradient.shape == [batch, outChannels, time], "causalConv1DBackward: gradient \(gradient.shape) for output [\(batch), \(outChannels), \(time)]")
         var inputGradient = needsInputGradient ? Tensor.zeros(input.shape) : nil
         var weightGradient = Tensor.zeros(weight.shape)
-        let biasGradient = sum(gradient, axes: [0, 2])
+        let biasGradient = sumOverBatchAndPositions(gradient)
         let serial = batch > 1
         let f = serial ? gemmSerial : gemm
         gradient.withUnsafeBufferPointer { gp in
@@ -265,7 +265,7 @@ extension Kernels {
             } }
         }
         let inputGradient = needsInputGradient ? grid.unpad(paddedInputGradient, channels: inChannels) : nil
-        return (inputGradient, weightGradient, sum(gradient, axes: [0, 2, 3]))
+        return (inputGradient, weightGradient, sumOverBatchAndPositions(gradient))
     }
 
     /// Direct-loop reference for `maskedConv2D`.

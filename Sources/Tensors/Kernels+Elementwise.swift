@@ -232,9 +232,7 @@ extension Kernels {
                 forEachRow(x.shape, st, st) { row, offset, _ in
                     let xrow = xv + row * inner
                     if it == 0 {
-                        var s: Float = 0
-                        for j in 0..<inner { s += xrow[j] }
-                        r[offset] += Double(s)
+                        r[offset] += Double(VectorMath.sum(xrow, count: inner))
                     } else {
                         for j in 0..<inner { r[offset + j] += Double(xrow[j]) }
                     }
@@ -242,6 +240,26 @@ extension Kernels {
             }
         }
         return Tensor(shape: shape, scalars: result.map { Float($0) })
+    }
+
+    /// Σ over axes 0 and 2 of `[B, C, R]` (R = the rest, flattened): the bias gradient of a
+    /// convolution, `[C]`, channels spread over the cores.
+    public static func sumOverBatchAndPositions(_ x: Tensor) -> Tensor {
+        precondition(x.rank >= 2, "sumOverBatchAndPositions: needs [B, C, …], got \(x.shape)")
+        let (batch, channels) = (x.shape[0], x.shape[1])
+        let rest = x.count / max(batch * channels, 1)
+        return Tensor(shape: [channels]) { out in
+            x.withUnsafeBufferPointer { xp in
+                let base = xp.baseAddress!, o = out.baseAddress!
+                Parallel.forChunks(channels, grain: max(1, channels * 4096 / max(x.count, 1))) { range in
+                    for c in range {
+                        var total: Float = 0
+                        for b in 0..<batch { total += VectorMath.sum(base + (b * channels + c) * rest, count: rest) }
+                        o[c] = total
+                    }
+                }
+            }
+        }
     }
 
     /// `a + b` with broadcasting.

@@ -84,6 +84,9 @@ let opTable: [OpCase] = [
     OpCase(name: "causal conv1d (taps 3, dilation 1, offset 1)", inputs: inputs(uniform([1, 2, 7]), uniform([3, 2, 2]), uniform([2]))) {
         causalConv1D($0[0], weight: $0[1], bias: $0[2], dilation: 1, offset: 1)
     },
+    OpCase(name: "causal conv1d on classes (lookups)", inputs: inputs(uniform([2, 3, 4]), uniform([3]))) {
+        causalConv1D(classes: [[0, 3, 1, 1, 2], [2, 2, 0, 3, 1]], weight: $0[0], bias: $0[1], dilation: 2, offset: 1)
+    },
     OpCase(name: "masked conv2d", inputs: inputs(uniform([2, 2, 4, 5]), uniform([3, 2, 3, 3]), uniform([3]))) {
         var mask = Tensor.ones([3, 2, 3, 3])
         for o in 0..<3 { for i in 0..<2 { mask[o, i, 2, 0] = 0; mask[o, i, 2, 1] = 0; mask[o, i, 2, 2] = 0; mask[o, i, 1, 2] = 0 } }

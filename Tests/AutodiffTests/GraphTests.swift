@@ -63,3 +63,19 @@ import Tensors
         #expect(w.gradient!.scalars == [1, 1])
     }
 }
+
+@Suite struct ClassConvolutionTests {
+    /// The lookup form gives the same numbers as the dense convolution of the one-hot sequence.
+    @Test func lookupsEqualTheOneHotConvolution() {
+        var rng = RandomGenerator(seed: 5)
+        let classes: [[Int32]] = (0..<3).map { _ in (0..<17).map { _ in Int32(rng.integer(below: 6)) } }
+        let weight = rng.normalTensor([2, 4, 6]), bias = rng.normalTensor([4])
+        var oneHot = Tensor.zeros([3, 6, 17])
+        for b in 0..<3 { for t in 0..<17 { oneHot[b, Int(classes[b][t]), t] = 1 } }
+        let dense = Kernels.causalConv1D(oneHot, weight: weight, bias: bias, dilation: 3, offset: 1)
+        let lookup = GradientMode.withoutGradients {
+            causalConv1D(classes: classes, weight: Variable(weight), bias: Variable(bias), dilation: 3, offset: 1).value
+        }
+        #expect(lookup.maxAbsoluteDifference(dense) < 1e-5)
+    }
+}
