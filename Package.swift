@@ -82,9 +82,13 @@ let package = Package(
                     dependencies: ["NeuralNetworks", "Autodiff", "Tensors", "TestSupport"]),
         .testTarget(name: "AudioTests",
                     dependencies: ["AudioModels", "AudioFiles", "Autoregressive", "NeuralNetworks", "Autodiff", "Tensors", "CSndFile"]),
+        .testTarget(name: "CLITests", dependencies: ["seriatim", "AudioFiles", "NeuralNetworks", "Tensors"]),
         .testTarget(name: "AutoregressiveTests",
                     dependencies: ["Autoregressive", "NeuralNetworks", "Autodiff", "Tensors", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
-package.targets.append(.executableTarget(name: "scratch", dependencies: ["Tensors", "Autodiff", "Autoregressive", "AudioModels", "NeuralNetworks"], swiftSettings: numericSettings))
+// A developer's local experiments (Sources/scratch is not in git).
+if FileManager.default.fileExists(atPath: Context.packageDirectory + "/Sources/scratch/main.swift") {
+    package.targets.append(.executableTarget(name: "scratch", dependencies: ["Tensors", "Autodiff", "Autoregressive", "AudioModels", "NeuralNetworks"], swiftSettings: numericSettings))
+}
