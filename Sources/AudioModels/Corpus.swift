@@ -46,6 +46,9 @@ public struct CorpusOptions: Codable, Sendable, Equatable {
     public var manifest: String? = nil
     /// Treat unreadable or non-audio files as errors instead of skipping them with a warning.
     public var strict = false
+    /// Read frame features beside every recording; trimming is then off, because the frames are
+    /// aligned to the recording as it is.
+    public var featureFiles: FeatureFiles? = nil
 
     public init(sampleRate: Int) { self.sampleRate = sampleRate }
 }
@@ -55,9 +58,11 @@ public struct CorpusClip: Sendable, Equatable {
     public var path: String
     public var samples: [Float]
     public var speaker: Int
+    /// Frame features read from a feature file, `[frames][bands]` (nil: none).
+    public var features: [[Float]]?
 
-    public init(path: String, samples: [Float], speaker: Int) {
-        self.path = path; self.samples = samples; self.speaker = speaker
+    public init(path: String, samples: [Float], speaker: Int, features: [[Float]]? = nil) {
+        self.path = path; self.samples = samples; self.speaker = speaker; self.features = features
     }
 }
 
@@ -114,7 +119,9 @@ public struct Corpus: Sendable {
             do {
                 let (audio, _) = try AudioFile.read(file)
                 total += audio.duration
-                let trimmed = trim(audio.samples, sampleRate: audio.sampleRate, decibels: options.trimDecibels)
+                let features = try options.featureFiles.map { try $0.read($0.path(for: file)) }
+                let trimmed = options.featureFiles == nil
+                    ? trim(audio.samples, sampleRate: audio.sampleRate, decibels: options.trimDecibels) : audio.samples
                 guard !trimmed.isEmpty else {
                     skipped.append(file)
                     warn("skipping \(file): it is silent")
@@ -127,9 +134,13 @@ public struct Corpus: Sendable {
                     guard let name = speakerOf(file) else { throw CorpusError.unknownSpeaker(path: file) }
                     if let index = speakers.firstIndex(of: name) { speaker = index } else { speakers.append(name); speaker = speakers.count - 1 }
                 }
-                clips.append(CorpusClip(path: file, samples: resampled.samples, speaker: speaker))
+                clips.append(CorpusClip(path: file, samples: resampled.samples, speaker: speaker, features: features))
             } catch let error as AudioError {
                 if options.strict { throw CorpusError.unreadableFile(path: file, reason: "\(error)") }
+                skipped.append(file)
+                warn("skipping \(file): \(error)")
+            } catch let error as CorpusError {
+                guard case .unreadableFile = error, !options.strict else { throw error }
                 skipped.append(file)
                 warn("skipping \(file): \(error)")
             }
@@ -226,6 +237,9 @@ extension Corpus {
             for (i, clip) in clips.enumerated() {
                 let name = "\(split).\(i)"
                 checkpoint.tensors[name] = Tensor(shape: [clip.samples.count], scalars: clip.samples)
+                if let features = clip.features {
+                    checkpoint.tensors[name + ".features"] = Tensor(shape: [features.count, features[0].count], scalars: features.flatMap { $0 })
+                }
                 entries.append(["tensor": name, "path": clip.path, "speaker": clip.speaker])
             }
         }
@@ -246,7 +260,10 @@ extension Corpus {
         for entry in entries {
             guard let name = entry["tensor"] as? String, let tensor = checkpoint.tensors[name], let p = entry["path"] as? String,
                   let speaker = entry["speaker"] as? Int else { return nil }
-            let clip = CorpusClip(path: p, samples: tensor.scalars, speaker: speaker)
+            let features = checkpoint.tensors[name + ".features"].map { t in
+                (0..<t.shape[0]).map { Array(t.scalars[($0 * t.shape[1])..<(($0 + 1) * t.shape[1])]) }
+            }
+            let clip = CorpusClip(path: p, samples: tensor.scalars, speaker: speaker, features: features)
             if name.hasPrefix("train.") { train.append(clip) } else { validation.append(clip) }
         }
         return Corpus(train: train, validation: validation, speakers: speakers, sampleRate: rate,

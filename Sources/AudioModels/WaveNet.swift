@@ -42,8 +42,15 @@ public struct WaveNetConfiguration: Codable, Sendable, Equatable {
     /// Speaker names; non-empty turns on global conditioning with a learned embedding.
     public var speakers: [String] = []
     public var speakerEmbeddingSize = 16
-    /// Log-mel features for local conditioning (nil: none).
+    /// Log-mel features for local conditioning, computed from the audio (nil: none).
     public var localFeatures: LogMelSpectrogram? = nil
+    /// Frame features read from files beside the recordings, for local conditioning (nil: none).
+    public var featureFiles: FeatureFiles? = nil
+
+    /// Channels of the local condition (0: none).
+    public var localBands: Int { localFeatures?.bands ?? featureFiles?.bands ?? 0 }
+    /// Samples per local-condition frame.
+    public var localHop: Int { localFeatures?.hop ?? featureFiles?.hop ?? 1 }
 
     public init() {}
 
@@ -69,7 +76,7 @@ public struct WaveNetConfiguration: Codable, Sendable, Equatable {
                                   skipChannels: skipChannels, headChannels: headChannels, outputChannels: outputChannels,
                                   kernelWidth: kernelWidth, dilations: dilations, inputKernelWidth: inputKernelWidth,
                                   globalConditionChannels: speakers.isEmpty ? 0 : speakerEmbeddingSize,
-                                  localConditionChannels: localFeatures?.bands ?? 0)
+                                  localConditionChannels: localBands)
     }
 
     /// Past samples each prediction sees.
@@ -82,6 +89,8 @@ public struct WaveNetConfiguration: Codable, Sendable, Equatable {
         if case .logisticMixture(let k) = output, k < 1 { return "the logistic mixture needs at least 1 component" }
         if speakerEmbeddingSize < 1 { return "speaker embedding size must be at least 1" }
         if let f = localFeatures, f.sampleRate != sampleRate { return "local features at \(f.sampleRate) Hz do not match the model's \(sampleRate) Hz" }
+        if localFeatures != nil && featureFiles != nil { return "choose computed log-mel features or feature files, not both" }
+        if let f = featureFiles, f.bands < 1 || f.hop < 1 { return "feature files need at least 1 band and a hop of at least 1 sample" }
         return stack.validationError()
     }
 }
@@ -162,6 +171,41 @@ public final class WaveNet: ParameterContainer {
     }
 }
 
+/// Frame features supplied as files: for a recording `NAME.wav`, the file `NAME` + `suffix` holds
+/// one frame per line, `bands` comma-separated numbers; frame f conditions samples f·hop … (f+1)·hop − 1
+/// at the model's sample rate.
+public struct FeatureFiles: Codable, Sendable, Equatable {
+    public var bands: Int
+    public var hop: Int
+    public var suffix: String
+
+    public init(bands: Int, hop: Int, suffix: String = ".features.csv") {
+        self.bands = bands; self.hop = hop; self.suffix = suffix
+    }
+
+    /// The feature file that belongs to an audio file.
+    public func path(for audio: String) -> String { (audio as NSString).deletingPathExtension + suffix }
+
+    /// Reads a feature file: `[frames][bands]`.
+    public func read(_ path: String) throws -> [[Float]] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw CorpusError.unreadableFile(path: path, reason: "no readable feature file")
+        }
+        var frames: [[Float]] = []
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            let fields = trimmed.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
+            guard fields.count == bands, fields.allSatisfy({ $0 != nil && $0!.isFinite }) else {
+                throw CorpusError.unreadableFile(path: path, reason: "line \(number + 1) needs \(bands) numbers")
+            }
+            frames.append(fields.map { $0! })
+        }
+        guard !frames.isEmpty else { throw CorpusError.unreadableFile(path: path, reason: "the feature file has no frames") }
+        return frames
+    }
+}
+
 /// Training windows: samples, the first `receptiveField` positions not counted in the loss.
 public struct WaveBatch {
     public var windows: [[Float]]
@@ -207,8 +251,8 @@ public final class WaveNetTask: TrainingTask {
         }
         validationWindows = windows.map { (clip: $0.0, start: $0.1) }
         let features = model.configuration.localFeatures
-        trainFeatures = train.map { features?.frames($0.samples) ?? [] }
-        validationFeatures = validation.map { features?.frames($0.samples) ?? [] }
+        trainFeatures = train.map { $0.features ?? features?.frames($0.samples) ?? [] }
+        validationFeatures = validation.map { $0.features ?? features?.frames($0.samples) ?? [] }
         trainWeights = train.map { $0.samples.count - span + 1 }
     }
 
@@ -229,7 +273,7 @@ public final class WaveNetTask: TrainingTask {
     public func makeBatch(_ split: DataSplit, indices: [Int], generator: inout RandomGenerator) -> WaveBatch {
         let span = model.configuration.receptiveField + window
         var windows: [[Float]] = [], speakers: [Int] = [], local: [Float] = []
-        let features = model.configuration.localFeatures
+        let (bands, hop) = (model.configuration.localBands, model.configuration.localHop)
         for index in indices {
             let (clipIndex, start): (Int, Int)
             if split == .train {
@@ -244,12 +288,12 @@ public final class WaveNetTask: TrainingTask {
             let clip = split == .train ? train[clipIndex] : validation[clipIndex]
             windows.append(Array(clip.samples[start..<(start + span)]))
             speakers.append(clip.speaker)
-            if let features {
+            if bands > 0 {
                 let frames = split == .train ? trainFeatures[clipIndex] : validationFeatures[clipIndex]
-                local += LogMelSpectrogram.upsample(frames, hop: features.hop, samples: span, from: start)
+                local += LogMelSpectrogram.upsample(frames, hop: hop, samples: span, from: start)
             }
         }
-        let localTensor = features.map { Tensor(shape: [indices.count, $0.bands, span], scalars: local) }
+        let localTensor = bands > 0 ? Tensor(shape: [indices.count, bands, span], scalars: local) : nil
         return WaveBatch(windows: windows, speakers: speakers, local: localTensor, firstCounted: model.configuration.receptiveField)
     }
 

@@ -8,7 +8,7 @@ import Tensors
 public struct GenerationConditions {
     /// Speaker index per stream (models with speakers).
     public var speakers: [Int]?
-    /// Log-mel frames `[frames][bands]` shared by all streams (models with local conditioning).
+    /// Local-condition frames `[frames][bands]` shared by all streams (models with local conditioning).
     public var localFrames: [[Float]]?
     /// Samples fed through the model before generation starts (teacher forcing).
     public var prime: [Float]?
@@ -93,7 +93,7 @@ final class StreamGroup {
         cache = IncrementalStack(model.stack, streams: streams, global: global)
         input = [Float](repeating: 0, count: streams * c.inputChannels)
         output = [Float](repeating: 0, count: streams * c.outputChannels)
-        local = [Float](repeating: 0, count: streams * (c.localFeatures?.bands ?? 0))
+        local = [Float](repeating: 0, count: streams * c.localBands)
     }
 
     func run(count: Int, temperature: Float, generators: inout [RandomGenerator],
@@ -106,8 +106,8 @@ final class StreamGroup {
         let muLaw = c.muLaw
         let channels = c.inputChannels, outputs = c.outputChannels
         var previousClass = [Int](repeating: -1, count: streams)
-        let bands = c.localFeatures?.bands ?? 0
-        let hop = c.localFeatures?.hop ?? 1
+        let bands = c.localBands
+        let hop = c.localHop
         let mixture: DiscretizedLogisticMixture? = {
             if case .logisticMixture(let k) = c.output { return DiscretizedLogisticMixture(components: k, bits: 16) }
             return nil
@@ -186,12 +186,13 @@ extension WaveNetGenerator {
             let windows: [[Float]] = history.map { h in (start...position).map { $0 < position ? h[$0] : 0 } }
             let input = model.inputTensor(windows)
             var local: Tensor? = nil
-            if let features = c.localFeatures, let frames = conditions.localFrames {
-                var values = [Float](repeating: 0, count: streams * features.bands * length)
-                for s in 0..<streams { for b in 0..<features.bands { for i in 0..<length {
-                    values[(s * features.bands + b) * length + i] = frames[min(frames.count - 1, (start + i) / features.hop)][b]
+            if c.localBands > 0, let frames = conditions.localFrames {
+                let (bands, hop) = (c.localBands, c.localHop)
+                var values = [Float](repeating: 0, count: streams * bands * length)
+                for s in 0..<streams { for b in 0..<bands { for i in 0..<length {
+                    values[(s * bands + b) * length + i] = frames[min(frames.count - 1, (start + i) / hop)][b]
                 } } }
-                local = Tensor(shape: [streams, features.bands, length], scalars: values)
+                local = Tensor(shape: [streams, bands, length], scalars: values)
             }
             let out = GradientMode.withoutGradients { model(input, speakers: conditions.speakers, local: local).value }
             var last = [Float](repeating: 0, count: streams * outputs)

@@ -233,7 +233,7 @@ public final class Trainer<Task: TrainingTask> {
 
             let now = DispatchTime.now().uptimeNanoseconds
             let itemsPerSecond = Double(windowSteps * batchSize) / max(Double(now - windowStart) / 1e9, 1e-9)
-            progress.update(step: state.step, loss: Double(value), validation: lastValidation?.nats,
+            progress.update(step: state.step, loss: Double(value), validation: lastValidation?.bitsPerDimension,
                             itemsPerSecond: itemsPerSecond, elapsed: Double(now - started) / 1e9,
                             logEvery: configuration.logEvery)
 
@@ -318,10 +318,11 @@ public struct ProgressDisplay {
 
     mutating func begin(totalSteps: Int, startStep: Int) { total = totalSteps }
 
+    /// - Parameter validation: the latest validation NLL in bits per dimension.
     func update(step: Int, loss: Double, validation: Double?, itemsPerSecond: Double, elapsed: Double, logEvery: Int) {
         let useBar = mode == .bar || (mode == .automatic && isTerminal)
         let remaining = Double(total - step) * elapsed / Double(max(step, 1))
-        let validationText = validation.map { String(format: " val %.4f", $0) } ?? ""
+        let validationText = validation.map { String(format: " val %.4f bits/dim", $0) } ?? ""
         let stats = String(format: "step %d/%d loss %.4f%@ %.0f items/s ETA %@", step, total, loss, validationText,
                            itemsPerSecond, ProgressDisplay.duration(remaining))
         switch mode {

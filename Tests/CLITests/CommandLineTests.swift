@@ -172,6 +172,34 @@ let tinyConfiguration = """
         expectOneLineError(try Tool.run(["info", "--checkpoint", directory + "/corrupt.safetensors"]), mentioning: "corrupt")
     }
 
+    /// Local conditioning from user feature files: training reads NAME.features.csv beside each
+    /// recording; generation takes one with --features.
+    @Test func featureFileConditioning() throws {
+        let directory = temporaryDirectory("features")
+        let data = directory + "/data"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        for (name, frequency) in [("a", 220.0), ("b", 330.0), ("c", 440.0)] {
+            try writeTone(data + "/\(name).wav", frequencies: [frequency], seconds: 0.6, rate: 8000)
+            let lines = (0..<61).map { _ in "\(frequency / 1000),0.5" }.joined(separator: "\n")
+            try lines.write(toFile: data + "/\(name).features.csv", atomically: true, encoding: .utf8)
+        }
+        try tinyConfiguration.write(toFile: directory + "/tiny.json", atomically: true, encoding: .utf8)
+        let run = directory + "/run"
+        let trained = try Tool.run(["train", "wavenet", "--data", data, "--out", run, "--sample-rate", "8000", "--config", directory + "/tiny.json",
+                                    "--steps", "2", "--feature-bands", "2", "--feature-hop", "80"])
+        #expect(trained.status == 0, "\(trained.error)")
+        let info = try Tool.run(["info", "--checkpoint", run, "--json"])
+        #expect((try JSONSerialization.jsonObject(with: Data(info.output.utf8)) as! [String: Any])["local_bands"] as? Int == 2)
+        expectOneLineError(try Tool.run(["generate", "--checkpoint", run, "--seconds", "0.05", "--out", directory + "/x.wav"]),
+                           mentioning: "--features")
+        let generated = try Tool.run(["generate", "--checkpoint", run, "--seconds", "0.05", "--out", directory + "/x.wav",
+                                      "--features", data + "/a.features.csv"])
+        #expect(generated.status == 0, "\(generated.error)")
+        try "1,2,3\n".write(toFile: directory + "/bad.csv", atomically: true, encoding: .utf8)
+        expectOneLineError(try Tool.run(["generate", "--checkpoint", run, "--seconds", "0.05", "--out", directory + "/x.wav",
+                                         "--features", directory + "/bad.csv"]), mentioning: "line 1")
+    }
+
     func expectOneLineError(_ result: Tool.Result, mentioning text: String, sourceLocation: SourceLocation = #_sourceLocation) {
         #expect(result.status == 1, "exit \(result.status): \(result.error)", sourceLocation: sourceLocation)
         let lines = result.error.split(separator: "\n").filter { !$0.hasPrefix("skipping") && !$0.hasPrefix("corpus") }

@@ -14,7 +14,8 @@ struct Generate: ParsableCommand {
     @Option(help: "Clips to generate at once (one stream each).") var count = 1
     @Option(help: "Speaker name or index (models trained with speakers).") var speaker: String?
     @Option(help: "Audio to continue: fed through the model before generating.") var prime: String?
-    @Option(help: "Audio whose log-mel frames condition the clip (models with local conditioning).") var condition: String?
+    @Option(help: "Audio whose log-mel frames condition the clip (models with computed local features).") var condition: String?
+    @Option(help: "A feature file (one frame per line) conditioning the clip (models trained with feature files).") var features: String?
     @Option(help: "Sampling temperature (0: always the most likely value).") var temperature: Float = 1
     @Option(help: "Random seed.") var seed: UInt64 = 1
     @Flag(help: "Print a JSON summary.") var json = false
@@ -36,11 +37,14 @@ struct Generate: ParsableCommand {
             throw UserError("this model was trained without speakers; drop --speaker")
         }
         if let prime { conditions.prime = try readResampled(prime, rate: c.sampleRate) }
-        if let features = c.localFeatures {
+        if let logMel = c.localFeatures {
             guard let condition else { throw UserError("this model is locally conditioned: pass --condition AUDIO.wav to take log-mel frames from") }
-            conditions.localFrames = features.frames(try readResampled(condition, rate: c.sampleRate))
-        } else if condition != nil {
-            throw UserError("this model has no local conditioning; drop --condition")
+            conditions.localFrames = logMel.frames(try readResampled(condition, rate: c.sampleRate))
+        } else if let files = c.featureFiles {
+            guard let features else { throw UserError("this model is conditioned on feature files: pass --features FILE.csv") }
+            do { conditions.localFrames = try files.read(features) } catch { throw UserError("\(error)") }
+        } else if condition != nil || features != nil {
+            throw UserError("this model has no local conditioning; drop --condition/--features")
         }
         let samples = Int((seconds * Double(c.sampleRate)).rounded())
         let generator = WaveNetGenerator(model: model, streams: count, conditions: conditions)

@@ -33,7 +33,7 @@ struct Info: ParsableCommand {
             "receptive_field_ms": Double(c.receptiveField) / Double(c.sampleRate) * 1000, "parameters": model.parameterCount,
             "layers": c.dilations.count, "dilations": c.dilations, "kernel_width": c.kernelWidth,
             "training_batch": batch, "training_window_samples": length, "activation_bytes": bytes,
-            "speakers": c.speakers, "local_bands": c.localFeatures?.bands ?? 0, "mu": c.mu, "step": step ?? 0,
+            "speakers": c.speakers, "local_bands": c.localBands, "mu": c.mu, "step": step ?? 0,
             "output": { if case .logisticMixture(let k) = c.output { return "logistic mixture (\(k) components, 16-bit)" }; return "softmax (\(c.mu + 1) mu-law classes)" }(),
         ]
         if json { printJSONValue(info); return }
@@ -45,6 +45,7 @@ struct Info: ParsableCommand {
         print("output: \(info["output"]!)")
         if !c.speakers.isEmpty { print("speakers: \(c.speakers.joined(separator: ", "))") }
         if let f = c.localFeatures { print("local conditioning: \(f.bands) log-mel bands every \(f.hop) samples") }
+        if let f = c.featureFiles { print("local conditioning: \(f.bands) features per line of NAME\(f.suffix), every \(f.hop) samples") }
         print(String(format: "training batch %d × %d samples: %.1f MiB of activations (about twice that during the backward pass)",
                      batch, length, Double(bytes) / 1_048_576))
     }

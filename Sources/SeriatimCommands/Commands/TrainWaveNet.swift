@@ -65,6 +65,8 @@ struct TrainWaveNet: ParsableCommand {
     @Option(help: "Regular expression with one capture group naming the speaker in each relative path.") var speakerPattern: String?
     @Option(help: "CSV of path,speaker lines assigning speakers.") var manifest: String?
     @Option(help: "Frame-rate log-mel bands for local conditioning (0: none).") var localBands: Int?
+    @Option(help: "Local conditioning from files: NAME.features.csv beside each NAME.wav, this many numbers per line.") var featureBands: Int?
+    @Option(help: "Samples (at the model's rate) per line of the feature files.") var featureHop: Int?
     @Flag(help: "Fail on unreadable or non-audio files instead of skipping them.") var strict = false
     @Flag(help: "Continue the run in --out exactly where it stopped.") var resume = false
     @Flag(help: "Print the final summary as JSON.") var json = false
@@ -96,6 +98,10 @@ struct TrainWaveNet: ParsableCommand {
             if let manifest { run.training.manifest = manifest }
             if strict { run.training.strict = true }
             if let localBands { run.model.localFeatures = localBands > 0 ? LogMelSpectrogram(sampleRate: run.model.sampleRate, bands: localBands) : nil }
+            if let featureBands {
+                guard let featureHop else { throw UserError("--feature-bands needs --feature-hop: how many samples one line of a feature file covers") }
+                run.model.featureFiles = FeatureFiles(bands: featureBands, hop: featureHop)
+            }
             if let features = run.model.localFeatures, features.sampleRate != run.model.sampleRate {
                 run.model.localFeatures = LogMelSpectrogram(sampleRate: run.model.sampleRate, bands: features.bands)
             }
@@ -118,6 +124,7 @@ struct TrainWaveNet: ParsableCommand {
         options.speakerPattern = run.training.speakerPattern
         options.manifest = run.training.manifest
         options.strict = run.training.strict
+        options.featureFiles = run.model.featureFiles
         let corpus = try loadCorpus(run.data, options: options)
         if !resume, !corpus.speakers.isEmpty { run.model.speakers = corpus.speakers }
         if resume, corpus.speakers != run.model.speakers {
@@ -162,7 +169,10 @@ struct TrainWaveNet: ParsableCommand {
                 var sampler = RandomGenerator(seed: run.seed &+ UInt64(step))
                 let generatorModel = WaveNetGenerator(model: model, streams: 1, conditions: GenerationConditions(
                     speakers: run.model.speakers.isEmpty ? nil : [0],
-                    localFrames: run.model.localFeatures.map { $0.frames(corpus.validation.first?.samples ?? corpus.train[0].samples) }))
+                    localFrames: run.model.localBands == 0 ? nil : {
+                        let clip = corpus.validation.first ?? corpus.train[0]
+                        return clip.features ?? run.model.localFeatures!.frames(clip.samples)
+                    }()))
                 let clip = generatorModel.generate(count: Int(run.training.sampleSeconds * rate), generator: &sampler)[0]
                 try? AudioFile.write(Audio(samples: clip, sampleRate: run.model.sampleRate),
                                      to: (samplesDirectory as NSString).appendingPathComponent("step-\(step).wav"))
