@@ -141,7 +141,7 @@ extension Kernels {
 // Shapes: B batch, I input channels, O output channels, H×W image, KH×KW kernel (odd, "same" padding).
 // input `[B, I, H, W]`, weight `[O, I, KH, KW]`, mask the same shape as weight (or none), bias `[O]`.
 // The effective weight is `weight ⊙ mask`; taps whose mask is all zero are skipped entirely.
-// Method: the input is copied once into a zero-padded, channel-major grid `[I, B·Hp·Wp]`; on that grid
+// Method: the input is copied once into a zero-padded, channel-major grid (`PaddedGrid`); on that grid
 // every tap is a constant flat offset, so each active tap is one GEMM over the whole batch.
 
 /// The taps of a masked 2-D convolution that the mask leaves active, with their packed weights.
@@ -202,7 +202,7 @@ extension Kernels {
         let grid = PaddedGrid(batch: batch, height: height, width: width, kernelHeight: kh, kernelWidth: kw)
         let padded = grid.pad(input, channels: inChannels)
         let packed = packTaps(weight, mask: mask, taps: active)
-        var big = [Float](repeating: 0, count: outChannels * grid.total)
+        var big = [Float](repeating: 0, count: outChannels * grid.columns)
         padded.withUnsafeBufferPointer { xp in
             packed.withUnsafeBufferPointer { wp in
                 big.withUnsafeMutableBufferPointer { yp in
@@ -210,7 +210,7 @@ extension Kernels {
                         gemm(m: outChannels, n: grid.columns, k: inChannels,
                              a: wp.baseAddress! + t * outChannels * inChannels, lda: inChannels,
                              b: xp.baseAddress! + grid.offset(tap), ldb: grid.total,
-                             beta: 1, c: yp.baseAddress!, ldc: grid.total)
+                             beta: 1, c: yp.baseAddress!, ldc: grid.columns)
                     }
                 }
             }
@@ -238,7 +238,7 @@ extension Kernels {
                 packedGradient.withUnsafeMutableBufferPointer { dwp in
                     for (t, tap) in active.taps.enumerated() {
                         gemm(transposeB: true, m: outChannels, n: inChannels, k: grid.columns,
-                             a: gp.baseAddress!, lda: grid.total,
+                             a: gp.baseAddress!, lda: grid.columns,
                              b: xp.baseAddress! + grid.offset(tap), ldb: grid.total,
                              beta: 0, c: dwp.baseAddress! + t * outChannels * inChannels, ldc: inChannels)
                     }
@@ -249,7 +249,7 @@ extension Kernels {
                             for (t, tap) in active.taps.enumerated() {
                                 gemm(transposeA: true, m: inChannels, n: grid.columns, k: outChannels,
                                      a: wp.baseAddress! + t * outChannels * inChannels, lda: inChannels,
-                                     b: gp.baseAddress!, ldb: grid.total,
+                                     b: gp.baseAddress!, ldb: grid.columns,
                                      beta: 1, c: dxp.baseAddress! + grid.offset(tap), ldc: grid.total)
                             }
                         }
@@ -287,34 +287,50 @@ extension Kernels {
     }
 }
 
-/// The zero-padded, channel-major layout `[C, B·Hp·Wp]` on which a 2-D tap is a flat offset.
+/// The zero-padded, channel-major layout on which a 2-D tap is a flat offset.
+///
+/// Rows have stride S = W + pw: the pw zero columns after a row also serve as the left padding of
+/// the next. Images follow each other with ph zero rows between them (shared as bottom and top
+/// padding). Input (b, y, x) sits at pw + (ph + b·(H + ph) + y)·S + x; the output for (b, h, w) is
+/// column q = (b·(H + ph) + h)·S + w of the output grid, and tap (r, c) reads input index q + r·S + c.
+/// At 28×28 with 3×3 taps, 7% of the columns are padding (15% with separate padding per image).
 struct PaddedGrid {
     let batch: Int, height: Int, width: Int
-    let padTop: Int, padLeft: Int, paddedHeight: Int, paddedWidth: Int
-    /// Elements per channel row of the grid.
+    let padTop: Int, padLeft: Int
+    /// Row stride.
+    let stride: Int
+    /// Rows from one image to the next.
+    let imageRows: Int
+    /// Elements per channel of the input grid.
     let total: Int
-    /// Output columns computed per tap (every valid output position lies below this).
+    /// Output columns computed per tap (the row length of the output grid).
     let columns: Int
 
     init(batch: Int, height: Int, width: Int, kernelHeight: Int, kernelWidth: Int) {
         self.batch = batch; self.height = height; self.width = width
         padTop = kernelHeight / 2; padLeft = kernelWidth / 2
-        paddedHeight = height + 2 * padTop; paddedWidth = width + 2 * padLeft
-        total = batch * paddedHeight * paddedWidth
-        columns = total - (2 * padTop * paddedWidth + 2 * padLeft)
+        stride = width + padLeft
+        imageRows = height + padTop
+        columns = ((batch - 1) * imageRows + height - 1) * stride + width
+        total = columns + (kernelHeight - 1) * stride + kernelWidth - 1
     }
 
-    func offset(_ tap: (row: Int, column: Int)) -> Int { tap.row * paddedWidth + tap.column }
+    func offset(_ tap: (row: Int, column: Int)) -> Int { tap.row * stride + tap.column }
 
-    /// `[B, C, H, W]` → padded grid `[C, B·Hp·Wp]` (input positions sit at (h + padTop, w + padLeft)).
+    /// Grid index of input (b, y, 0).
+    @inline(__always) func inputRow(_ b: Int, _ y: Int) -> Int { padLeft + (padTop + b * imageRows + y) * stride }
+    /// Output-grid column of (b, h, 0).
+    @inline(__always) func outputRow(_ b: Int, _ h: Int) -> Int { (b * imageRows + h) * stride }
+
+    /// `[B, C, H, W]` → padded input grid `[C, total]`.
     func pad(_ x: Tensor, channels: Int) -> [Float] {
         var grid = [Float](repeating: 0, count: channels * total)
         grid.withUnsafeMutableBufferPointer { gp in
             x.withUnsafeBufferPointer { xp in
+                let g = gp.baseAddress!, source = xp.baseAddress!
                 Parallel.forEach(channels) { c in
                     for b in 0..<batch { for h in 0..<height {
-                        let dst = gp.baseAddress! + c * total + b * paddedHeight * paddedWidth + (h + padTop) * paddedWidth + padLeft
-                        dst.update(from: xp.baseAddress! + ((b * channels + c) * height + h) * width, count: width)
+                        (g + c * total + inputRow(b, h)).update(from: source + ((b * channels + c) * height + h) * width, count: width)
                     } }
                 }
             }
@@ -322,43 +338,49 @@ struct PaddedGrid {
         return grid
     }
 
-    /// Padded grid `[C, B·Hp·Wp]` → `[B, C, H, W]` (inverse of `pad`).
+    /// Padded input grid `[C, total]` → `[B, C, H, W]` (inverse of `pad`).
     func unpad(_ grid: [Float], channels: Int) -> Tensor {
         Tensor(shape: [batch, channels, height, width]) { out in
             grid.withUnsafeBufferPointer { gp in
-                for b in 0..<batch { for c in 0..<channels { for h in 0..<height {
-                    let src = gp.baseAddress! + c * total + b * paddedHeight * paddedWidth + (h + padTop) * paddedWidth + padLeft
-                    (out.baseAddress! + ((b * channels + c) * height + h) * width).update(from: src, count: width)
-                } } }
+                let g = gp.baseAddress!, o = out.baseAddress!
+                Parallel.forEach(channels) { c in
+                    for b in 0..<batch { for h in 0..<height {
+                        (o + ((b * channels + c) * height + h) * width).update(from: g + c * total + inputRow(b, h), count: width)
+                    } }
+                }
             }
         }
     }
 
-    /// Output grid `[C, B·Hp·Wp]` (position (b, h, w) at b·Hp·Wp + h·Wp + w) → `[B, C, H, W]` plus bias.
+    /// Output grid `[C, columns]` → `[B, C, H, W]` plus bias.
     func extract(_ grid: [Float], channels: Int, bias: Tensor?) -> Tensor {
         Tensor(shape: [batch, channels, height, width]) { out in
             grid.withUnsafeBufferPointer { gp in
-                for b in 0..<batch { for c in 0..<channels {
-                    let v = bias?.scalars[c] ?? 0
-                    for h in 0..<height {
-                        let src = gp.baseAddress! + c * total + b * paddedHeight * paddedWidth + h * paddedWidth
-                        let dst = out.baseAddress! + ((b * channels + c) * height + h) * width
+                let g = gp.baseAddress!, o = out.baseAddress!
+                let biases = bias?.scalars ?? [Float](repeating: 0, count: channels)
+                Parallel.forEach(channels) { c in
+                    let v = biases[c]
+                    for b in 0..<batch { for h in 0..<height {
+                        let src = g + c * columns + outputRow(b, h)
+                        let dst = o + ((b * channels + c) * height + h) * width
                         for w in 0..<width { dst[w] = src[w] + v }
-                    }
-                } }
+                    } }
+                }
             }
         }
     }
 
-    /// `[B, C, H, W]` → output grid `[C, B·Hp·Wp]` with zeros off the valid positions (inverse of `extract`).
+    /// `[B, C, H, W]` → output grid `[C, columns]` with zeros off the valid positions (inverse of `extract`).
     func scatter(_ x: Tensor, channels: Int) -> [Float] {
-        var grid = [Float](repeating: 0, count: channels * total)
+        var grid = [Float](repeating: 0, count: channels * columns)
         grid.withUnsafeMutableBufferPointer { gp in
             x.withUnsafeBufferPointer { xp in
-                for b in 0..<batch { for c in 0..<channels { for h in 0..<height {
-                    let dst = gp.baseAddress! + c * total + b * paddedHeight * paddedWidth + h * paddedWidth
-                    dst.update(from: xp.baseAddress! + ((b * channels + c) * height + h) * width, count: width)
-                } } }
+                let g = gp.baseAddress!, source = xp.baseAddress!
+                Parallel.forEach(channels) { c in
+                    for b in 0..<batch { for h in 0..<height {
+                        (g + c * columns + outputRow(b, h)).update(from: source + ((b * channels + c) * height + h) * width, count: width)
+                    } }
+                }
             }
         }
         return grid
