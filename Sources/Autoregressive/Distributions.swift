@@ -144,19 +144,7 @@ public struct DiscretizedLogisticMixture: Sendable {
     }
 
     /// The mixture mean per position (before discretisation), `[B, T]`.
-    public func mean(parameters: Tensor) -> Tensor {
-        let k = components
-        let (batch, time) = (parameters.shape[0], parameters.shape[2])
-        return Tensor(shape: [batch, time]) { out in
-            for b in 0..<batch { for t in 0..<time {
-                func p(_ channel: Int) -> Float { parameters.scalars[(b * 3 * k + channel) * time + t] }
-                let m = (0..<k).map { p($0) }.max()!
-                var total: Float = 0, weighted: Float = 0
-                for c in 0..<k { let w = Foundation.exp(p(c) - m); total += w; weighted += w * p(k + c) }
-                out[b * time + t] = weighted / total
-            } }
-        }
-    }
+    public func mean(parameters: Tensor) -> Tensor { mixtureMean(parameters, components: components) }
 }
 
 /// A diagonal Gaussian: parameters `[N, 2, D]` (means, then log standard deviations).
@@ -224,17 +212,20 @@ public struct GaussianMixture: Sendable {
     }
 
     /// The mixture means, `[N, D]`.
-    public func mean(parameters: Tensor) -> Tensor {
-        let k = components
-        let (n, d) = (parameters.shape[0], parameters.shape[2])
-        return Tensor(shape: [n, d]) { out in
-            for i in 0..<n { for j in 0..<d {
-                func p(_ channel: Int) -> Float { parameters.scalars[(i * 3 * k + channel) * d + j] }
-                let m = (0..<k).map { p($0) }.max()!
-                var total: Float = 0, weighted: Float = 0
-                for c in 0..<k { let w = Foundation.exp(p(c) - m); total += w; weighted += w * p(k + c) }
-                out[i * d + j] = weighted / total
-            } }
-        }
+    public func mean(parameters: Tensor) -> Tensor { mixtureMean(parameters, components: components) }
+}
+
+/// Σₖ softmax(logits)ₖ · meanₖ per position, for mixture parameters `[N, 3K, D]` laid out as
+/// logits, means, scales.
+func mixtureMean(_ parameters: Tensor, components k: Int) -> Tensor {
+    let (n, d) = (parameters.shape[0], parameters.shape[2])
+    return Tensor(shape: [n, d]) { out in
+        for i in 0..<n { for j in 0..<d {
+            func p(_ channel: Int) -> Float { parameters.scalars[(i * 3 * k + channel) * d + j] }
+            let m = (0..<k).map { p($0) }.max()!
+            var total: Float = 0, weighted: Float = 0
+            for c in 0..<k { let w = Foundation.exp(p(c) - m); total += w; weighted += w * p(k + c) }
+            out[i * d + j] = weighted / total
+        } }
     }
 }
