@@ -68,10 +68,12 @@ let package = Package(
         .target(name: "AudioFiles", dependencies: ["CSndFile", "CSampleRate"]),
         .target(name: "AudioModels", dependencies: ["Autoregressive", "NeuralNetworks", "Autodiff", "Tensors", "AudioFiles"],
                 swiftSettings: numericSettings),
+        .target(name: "ImageModels", dependencies: ["Autoregressive", "NeuralNetworks", "Autodiff", "Tensors", "CZlib"],
+                swiftSettings: numericSettings),
         .target(name: "TestSupport", dependencies: ["Autodiff", "Tensors"]),
 
         .target(name: "SeriatimCommands", dependencies: [
-            "Tensors", "Autodiff", "NeuralNetworks", "Autoregressive", "AudioFiles", "AudioModels", "CBLAS",
+            "Tensors", "Autodiff", "NeuralNetworks", "Autoregressive", "AudioFiles", "AudioModels", "ImageModels", "CBLAS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: numericSettings),
         .executableTarget(name: "seriatim", dependencies: ["SeriatimCommands", "Tensors"]),
@@ -82,6 +84,8 @@ let package = Package(
                     dependencies: ["NeuralNetworks", "Autodiff", "Tensors", "TestSupport"]),
         .testTarget(name: "AudioTests",
                     dependencies: ["AudioModels", "AudioFiles", "Autoregressive", "NeuralNetworks", "Autodiff", "Tensors", "CSndFile"]),
+        .testTarget(name: "ImageModelsTests",
+                    dependencies: ["ImageModels", "Autoregressive", "NeuralNetworks", "Autodiff", "Tensors", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["seriatim", "AudioFiles", "NeuralNetworks", "Tensors"]),
         .testTarget(name: "AutoregressiveTests",
                     dependencies: ["Autoregressive", "NeuralNetworks", "Autodiff", "Tensors", "TestSupport"]),

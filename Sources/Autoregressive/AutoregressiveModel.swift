@@ -43,7 +43,8 @@ public struct PartialObservation: Sendable {
         self.observed = observed
     }
 
-    func value(row: Int, dimension: Int) -> Float {
+    /// The observed value of `dimension` for sample `row`.
+    public func value(row: Int, dimension: Int) -> Float {
         values.rank == 1 ? values.scalars[dimension] : values.scalars[row * observed.count + dimension]
     }
 }

@@ -17,11 +17,15 @@ public struct MaskedMLPConfiguration: Codable, Sendable, Equatable {
     public var orderAgnostic: Bool
     public var hiddenDegrees: HiddenDegrees
     public var seed: UInt64
+    /// Inputs are multiplied by this before the first layer (1/(K − 1) maps levels to [0, 1]).
+    public var inputScale: Float
 
     public init(dimensions: Int, hiddenSizes: [Int], classes: Int = 2, maskSets: Int = 1, ordering: Ordering = .natural,
-                orderAgnostic: Bool = false, hiddenDegrees: HiddenDegrees = .deterministic, seed: UInt64 = 0) {
+                orderAgnostic: Bool = false, hiddenDegrees: HiddenDegrees = .deterministic, seed: UInt64 = 0,
+                inputScale: Float = 1) {
         self.dimensions = dimensions; self.hiddenSizes = hiddenSizes; self.classes = classes; self.maskSets = maskSets
         self.ordering = ordering; self.orderAgnostic = orderAgnostic; self.hiddenDegrees = hiddenDegrees; self.seed = seed
+        self.inputScale = inputScale
     }
 
     /// Output units per dimension.
@@ -75,7 +79,7 @@ public final class MaskedMLP: AutoregressiveModel {
     /// The output logits `[N, D·P]` (dimension-major) for inputs `[N, D]`.
     public func logits(_ x: Variable, maskSet: Int? = nil) -> Variable {
         let set = maskSet ?? activeMaskSet
-        var h = x
+        var h = configuration.inputScale == 1 ? x : x * configuration.inputScale
         for (l, layer) in layers.enumerated() {
             h = layer(h, maskSet: set)
             if l < layers.count - 1 { h = relu(h) }

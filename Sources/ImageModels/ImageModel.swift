@@ -1,0 +1,226 @@
+import Autodiff
+import Autoregressive
+import Foundation
+import NeuralNetworks
+import Tensors
+
+/// Every image model's settings in one record (each model reads the fields it uses); stored in
+/// checkpoints, so a checkpoint rebuilds its model alone.
+public struct ImageModelConfiguration: Codable, Sendable, Equatable {
+    /// fvsbn, nade, made, pixelcnn.
+    public var kind: String
+    public var channels: Int
+    public var height: Int
+    public var width: Int
+    /// Values per channel (2: binary, Bernoulli outputs; more: K-way categorical per channel).
+    public var levels: Int
+    /// MADE hidden layer sizes; NADE uses the first as H.
+    public var hiddenSizes: [Int] = [500]
+    /// MADE mask sets (order- and connectivity-agnostic when > 1).
+    public var maskSets: Int = 1
+    public var orderAgnostic: Bool = false
+    /// PixelCNN feature maps, residual blocks, first and block kernel sizes.
+    public var filters: Int = 64
+    public var blocks: Int = 6
+    public var firstKernel: Int = 7
+    public var blockKernel: Int = 3
+    public var seed: UInt64 = 0
+
+    public init(kind: String, channels: Int, height: Int, width: Int, levels: Int) {
+        self.kind = kind; self.channels = channels; self.height = height; self.width = width; self.levels = levels
+    }
+
+    public var dimensions: Int { channels * height * width }
+    /// Numbers per conditional: 1 logit for binary data, K logits otherwise.
+    public var outputsPerDimension: Int { levels == 2 ? 1 : levels }
+
+    public static let kinds = ["fvsbn", "nade", "made", "pixelcnn"]
+
+    /// The problem with the values, or nil.
+    public func validationError() -> String? {
+        if !ImageModelConfiguration.kinds.contains(kind) { return "unknown model '\(kind)'; known: \(ImageModelConfiguration.kinds.joined(separator: ", "))" }
+        if channels < 1 || height < 1 || width < 1 || levels < 2 { return "images must have at least 1 channel, 1×1 pixels and 2 levels" }
+        if kind == "made" && (hiddenSizes.isEmpty || hiddenSizes.contains { $0 < 1 }) { return "MADE needs at least one hidden layer" }
+        if kind == "nade" && (hiddenSizes.first ?? 0) < 1 { return "NADE needs a hidden size" }
+        if maskSets < 1 { return "maskSets must be at least 1" }
+        if kind == "pixelcnn" && (filters < channels || filters % channels != 0 || firstKernel % 2 == 0 || blockKernel % 2 == 0) {
+            return "PixelCNN needs odd kernels and filters divisible by the channel count"
+        }
+        return nil
+    }
+}
+
+/// What the CLI and trainer need from an image model beyond `AutoregressiveModel`.
+public protocol ImageModel: AutoregressiveModel {
+    var configuration: ImageModelConfiguration { get }
+    /// Called before each training step (MADE draws its mask set here).
+    func prepareStep(_ generator: inout RandomGenerator)
+    /// log p(x) per example for evaluation, `x` `[N, D]` (MADE: mask set 0).
+    func evaluationLogProbability(_ x: Tensor) -> [Double]
+}
+
+extension ImageModel {
+    public func prepareStep(_ generator: inout RandomGenerator) {}
+    public func evaluationLogProbability(_ x: Tensor) -> [Double] { logProbability(x).scalars.map(Double.init) }
+}
+
+/// Builds the model a configuration describes.
+public func makeImageModel(_ configuration: ImageModelConfiguration, generator: inout RandomGenerator) -> any ImageModel {
+    precondition(configuration.validationError() == nil, "makeImageModel: \(configuration.validationError()!)")
+    switch configuration.kind {
+    case "fvsbn": return FVSBN(configuration, generator: &generator)
+    case "nade": return NADE(configuration, generator: &generator)
+    case "made": return MADE(configuration, generator: &generator)
+    default: return PixelCNN(configuration, generator: &generator)
+    }
+}
+
+/// Raster order with channels innermost, on dimension indices c·H·W + p: the order of PixelCNN-family models.
+public func rasterChannelOrder(channels: Int, height: Int, width: Int) -> [Int] {
+    var order: [Int] = []
+    for p in 0..<(height * width) { for c in 0..<channels { order.append(c * height * width + p) } }
+    return order
+}
+
+/// log p(x_d | …) `[N, D]` from per-dimension logits `[N, D, P]` (P = 1: Bernoulli; P = K: categorical).
+func conditionalLogProbabilities(logits: Variable, targets x: Tensor) -> Variable {
+    let (n, d, p) = (logits.shape[0], logits.shape[1], logits.shape[2])
+    if p == 1 { return Bernoulli.logProbability(logits: reshape(logits, [n, d]), targets: x) }
+    return Categorical.logProbability(logits: logits, targets: x.scalars.map { Int32($0) }, axis: 2)
+}
+
+/// Draws one dimension for every row from per-dimension logits `[N, D, P]` (the generic sampler's draw).
+func sampleFromLogits(_ logits: Tensor, dimension d: Int, temperature: Float, generator: inout RandomGenerator) -> [Float] {
+    let (n, dims, p) = (logits.shape[0], logits.shape[1], logits.shape[2])
+    if p == 1 {
+        let column = Tensor(shape: [n], scalars: (0..<n).map { logits.scalars[$0 * dims + d] })
+        return Bernoulli.sample(logits: column, temperature: temperature, generator: &generator).scalars
+    }
+    var rows = [Float](repeating: 0, count: n * p)
+    for i in 0..<n { for k in 0..<p { rows[i * p + k] = logits.scalars[(i * dims + d) * p + k] } }
+    return Categorical.sample(logits: Tensor(shape: [n, p], scalars: rows), axis: 1, temperature: temperature, generator: &generator).map(Float.init)
+}
+
+/// One draw from `p` logits at `pointer` (Bernoulli for one logit), exactly as `sampleFromLogits` draws a row.
+@inline(__always)
+func drawOne(_ pointer: UnsafePointer<Float>, count p: Int, temperature: Float, generator: inout RandomGenerator) -> Float {
+    if p == 1 {
+        let z = pointer[0]
+        if temperature <= 0 { return z > 0 ? 1 : 0 }
+        return generator.uniform() < 1 / (1 + Foundation.exp(-z / temperature)) ? 1 : 0
+    }
+    return Float(generator.categorical(logits: UnsafeBufferPointer(start: pointer, count: p), temperature: temperature))
+}
+
+// MARK: - FVSBN and MADE
+
+/// FVSBN: a fully visible sigmoid belief net (Frey 1998; Neal 1992) — one logistic regression per
+/// pixel on the pixels before it, here a `MaskedMLP` with no hidden layer. Deviation: grey levels
+/// get a softmax regression instead of a logistic one.
+public final class FVSBN: ImageModel {
+    public let configuration: ImageModelConfiguration
+    let network: MaskedMLP
+
+    public init(_ configuration: ImageModelConfiguration, generator: inout RandomGenerator) {
+        self.configuration = configuration
+        network = MaskedMLP(MaskedMLPConfiguration(dimensions: configuration.dimensions, hiddenSizes: [], classes: configuration.levels,
+                                                   inputScale: 1 / Float(configuration.levels - 1)), generator: &generator)
+    }
+
+    public var parameters: [NamedParameter] { network.parameters }
+    public var dimensionCount: Int { network.dimensionCount }
+    public var generationOrder: [Int] { network.generationOrder }
+    public func conditionalLogProbabilities(_ x: Tensor) -> Variable { network.conditionalLogProbabilities(x) }
+    public func conditionalParameters(_ x: Tensor) -> Tensor { network.conditionalParameters(x) }
+    public func sampleDimension(_ d: Int, given x: Tensor, temperature: Float, generator: inout RandomGenerator) -> [Float] {
+        network.sampleDimension(d, given: x, temperature: temperature, generator: &generator)
+    }
+    /// The masks, for `seriatim inspect`.
+    public var masks: [Tensor] { network.layers.map { $0.masks[0] } }
+}
+
+/// MADE: Masked Autoencoder for Distribution Estimation (Germain et al. 2015, arXiv:1502.03509).
+/// ReLU hidden layers; with k > 1 mask sets, a set (its order and hidden degrees) is drawn per
+/// minibatch. Evaluation reports mask set 0 alone and the ensemble log (1/k) Σₘ pₘ(x).
+/// Deviations: no direct input-output connection; grey levels use a softmax per pixel.
+public final class MADE: ImageModel {
+    public let configuration: ImageModelConfiguration
+    public let network: MaskedMLP
+
+    public init(_ configuration: ImageModelConfiguration, generator: inout RandomGenerator) {
+        self.configuration = configuration
+        network = MaskedMLP(MaskedMLPConfiguration(dimensions: configuration.dimensions, hiddenSizes: configuration.hiddenSizes,
+                                                   classes: configuration.levels, maskSets: configuration.maskSets,
+                                                   orderAgnostic: configuration.orderAgnostic, seed: configuration.seed,
+                                                   inputScale: 1 / Float(configuration.levels - 1)), generator: &generator)
+    }
+
+    public var parameters: [NamedParameter] { network.parameters }
+    public var dimensionCount: Int { network.dimensionCount }
+    public var generationOrder: [Int] { network.generationOrder }
+    public var activeMaskSet: Int {
+        get { network.activeMaskSet }
+        set { network.activeMaskSet = newValue }
+    }
+    public func conditionalLogProbabilities(_ x: Tensor) -> Variable { network.conditionalLogProbabilities(x) }
+    public func conditionalParameters(_ x: Tensor) -> Tensor { network.conditionalParameters(x) }
+    public func sampleDimension(_ d: Int, given x: Tensor, temperature: Float, generator: inout RandomGenerator) -> [Float] {
+        network.sampleDimension(d, given: x, temperature: temperature, generator: &generator)
+    }
+    public func prepareStep(_ generator: inout RandomGenerator) {
+        if network.maskSets.count > 1 { network.activeMaskSet = generator.integer(below: network.maskSets.count) }
+    }
+    public func evaluationLogProbability(_ x: Tensor) -> [Double] { network.ensembleLogProbability(x, maskSets: [0]) }
+    /// The mask-ensemble log-likelihood over all k mask sets (log-mean-exp of the per-set likelihoods).
+    public func ensembleLogProbability(_ x: Tensor) -> [Double] { network.ensembleLogProbability(x) }
+    public var masks: [Tensor] { network.layers.map { $0.masks[network.activeMaskSet] } }
+
+    /// With one hidden layer, sampling keeps the hidden pre-activations and adds each new value's
+    /// column: O(D·H) instead of a forward pass per dimension.
+    public func makeIncrementalSampler() -> (any IncrementalSampler)? {
+        network.layers.count == 2 ? SingleHiddenLayerSampler(model: self) : nil
+    }
+
+    struct SingleHiddenLayerSampler: IncrementalSampler {
+        let model: MADE
+
+        func sample(count: Int, conditionedOn observation: PartialObservation?, temperature: Float,
+                    generator: inout RandomGenerator) -> Tensor {
+            let network = model.network
+            let set = network.activeMaskSet
+            let (hiddenLayer, outputLayer) = (network.layers[0], network.layers[1])
+            let d = network.dimensionCount, h = hiddenLayer.weight.shape[0], p = network.configuration.outputsPerDimension
+            let scale = network.configuration.inputScale
+            // Masked weights, the hidden one transposed to [D, H] so a dimension's column is contiguous.
+            let w1 = Kernels.transposeLastTwo(Kernels.binary(.multiply, hiddenLayer.weight.value, hiddenLayer.masks[set]))
+            let w2 = Kernels.binary(.multiply, outputLayer.weight.value, outputLayer.masks[set])  // [D·P, H]
+            let b1 = hiddenLayer.bias!.value.scalars, b2 = outputLayer.bias!.value.scalars
+            var x = Tensor.zeros([count, d])
+            var pre = [Float](repeating: 0, count: count * h)
+            for row in 0..<count { for j in 0..<h { pre[row * h + j] = b1[j] } }
+            var hidden = [Float](repeating: 0, count: h)
+            var logits = [Float](repeating: 0, count: p)
+            for dimension in network.generationOrder {
+                for row in 0..<count {
+                    let value: Float
+                    if let observation, observation.observed[dimension] {
+                        value = observation.value(row: row, dimension: dimension)
+                    } else {
+                        for j in 0..<h { hidden[j] = max(pre[row * h + j], 0) }
+                        for k in 0..<p {
+                            var z = b2[dimension * p + k]
+                            for j in 0..<h { z += w2.scalars[(dimension * p + k) * h + j] * hidden[j] }
+                            logits[k] = z
+                        }
+                        value = logits.withUnsafeBufferPointer { drawOne($0.baseAddress!, count: p, temperature: temperature, generator: &generator) }
+                    }
+                    x.scalars[row * d + dimension] = value
+                    let v = value * scale
+                    if v != 0 { for j in 0..<h { pre[row * h + j] += v * w1.scalars[dimension * h + j] } }
+                }
+            }
+            return x
+        }
+    }
+}
+

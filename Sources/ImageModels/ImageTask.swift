@@ -1,0 +1,57 @@
+import Autodiff
+import Autoregressive
+import Foundation
+import NeuralNetworks
+import Tensors
+
+/// Maximum likelihood for an image model on an `ImageDataset`. With dynamic binarisation, training
+/// images are drawn afresh from their intensities each time they are used (from the trainer's
+/// generator, so resuming stays exact); evaluation always uses the static draw.
+public struct ImageTask: TrainingTask {
+    public let model: any ImageModel
+    public let dataset: ImageDataset
+
+    public init(model: any ImageModel, dataset: ImageDataset) {
+        self.model = model
+        self.dataset = dataset
+    }
+
+    public var parameters: [NamedParameter] { model.parameters }
+    public var dimensionsPerExample: Int { model.dimensionCount }
+    public var configurationJSON: String { canonicalJSON(model.configuration) }
+    public var checkpointMetadata: [String: String] {
+        ["seriatim.model": model.configuration.kind, "seriatim.data": dataset.name, "seriatim.protocol": dataset.protocolDescription]
+    }
+
+    func set(_ split: DataSplit) -> ImageSet {
+        switch split {
+        case .train: dataset.train
+        case .validation: dataset.validation
+        case .test: dataset.test
+        }
+    }
+
+    public func exampleCount(_ split: DataSplit) -> Int { set(split).count }
+
+    public func makeBatch(_ split: DataSplit, indices: [Int], generator: inout RandomGenerator) -> Tensor {
+        let images = set(split)
+        if split == .train, dataset.binarization == .dynamic, let intensities = images.intensities {
+            let d = images.dimensions
+            return Tensor(shape: [indices.count, d]) { out in
+                for (row, index) in indices.enumerated() {
+                    for j in 0..<d { out[row * d + j] = generator.uniform() < intensities.scalars[index * d + j] ? 1 : 0 }
+                }
+            }
+        }
+        return images.rows(indices)
+    }
+
+    public func loss(_ batch: Tensor, generator: inout RandomGenerator) -> Variable {
+        model.prepareStep(&generator)
+        return -mean(sum(model.conditionalLogProbabilities(batch), axes: [1]))
+    }
+
+    public func evaluate(_ batch: Tensor) -> [Double] {
+        model.evaluationLogProbability(batch).map { -$0 }
+    }
+}

@@ -1,0 +1,202 @@
+// PixelCNN (van den Oord, Kalchbrenner & Kavukcuoglu 2016, "Pixel Recurrent Neural Networks",
+// arXiv:1601.06759, section 3.5).
+//
+// A 7×7 type-A masked convolution, residual blocks of type-B masked convolutions
+// (h ← h + conv_B(ReLU(h))), then ReLU – 1×1 – ReLU – 1×1. Channel groups make R see nothing of the
+// current pixel, G see R, B see R and G. Binary images get one Bernoulli logit per pixel, grey or
+// colour levels a K-way softmax per channel.
+// Deviations: the residual block is a single 3×3 type-B convolution (the paper's block has 1×1
+// convolutions around it); no skip connections from every block to the head.
+// Sampling uses a cache: every layer's activations are kept and each new value recomputes only
+// the one position it changes in each layer (exact, because a masked layer's output at a position
+// depends only on positions at or before it in raster order).
+
+import Autodiff
+import Autoregressive
+import Foundation
+import NeuralNetworks
+import Tensors
+
+public final class PixelCNN: ImageModel {
+    public let configuration: ImageModelConfiguration
+    public let first: MaskedConv2D
+    public let blocks: [MaskedConv2D]
+    public let head1: MaskedConv2D
+    public let head2: MaskedConv2D
+
+    public init(_ configuration: ImageModelConfiguration, generator: inout RandomGenerator) {
+        self.configuration = configuration
+        let (c, f, p) = (configuration.channels, configuration.filters, configuration.outputsPerDimension)
+        first = MaskedConv2D(inputs: c, outputs: f, kernelSize: configuration.firstKernel, type: .a, groups: c, generator: &generator)
+        blocks = (0..<configuration.blocks).map { _ in
+            MaskedConv2D(inputs: f, outputs: f, kernelSize: configuration.blockKernel, type: .b, groups: c, generator: &generator)
+        }
+        head1 = MaskedConv2D(inputs: f, outputs: f, kernelSize: 1, type: .b, groups: c, generator: &generator)
+        head2 = MaskedConv2D(inputs: f, outputs: c * p, kernelSize: 1, type: .b, groups: c, generator: &generator)
+    }
+
+    public var parameters: [NamedParameter] {
+        var list = prefixed("first", first.parameters)
+        for (i, block) in blocks.enumerated() { list += prefixed("block\(i)", block.parameters) }
+        return list + prefixed("head1", head1.parameters) + prefixed("head2", head2.parameters)
+    }
+
+    public var dimensionCount: Int { configuration.dimensions }
+    public var generationOrder: [Int] { rasterChannelOrder(channels: configuration.channels, height: configuration.height, width: configuration.width) }
+
+    /// Logits `[N, C·P, H, W]` for flat images `[N, D]`.
+    func logitMaps(_ x: Tensor) -> Variable {
+        let c = configuration
+        let image = Kernels.scale(x, by: 1 / Float(c.levels - 1)).reshaped([x.shape[0], c.channels, c.height, c.width])
+        var h = first(Variable(image))
+        for block in blocks { h = h + block(relu(h)) }
+        return head2(relu(head1(relu(h))))
+    }
+
+    public func conditionalLogProbabilities(_ x: Tensor) -> Variable {
+        let c = configuration
+        let (n, hw) = (x.shape[0], c.height * c.width)
+        let maps = logitMaps(x)
+        if c.levels == 2 {
+            return reshape(Bernoulli.logProbability(logits: reshape(maps, [n, c.dimensions]), targets: x), [n, c.dimensions])
+        }
+        let logits = reshape(maps, [n, c.channels, c.levels, hw])
+        return reshape(Categorical.logProbability(logits: logits, targets: x.scalars.map { Int32($0) }, axis: 2), [n, c.dimensions])
+    }
+
+    public func conditionalParameters(_ x: Tensor) -> Tensor {
+        let c = configuration
+        let maps = logitMaps(x).value.reshaped([x.shape[0], c.channels, c.outputsPerDimension, c.height * c.width])
+        return Kernels.permute(maps, [0, 1, 3, 2]).reshaped([x.shape[0], c.dimensions, c.outputsPerDimension])
+    }
+
+    public func sampleDimension(_ d: Int, given x: Tensor, temperature: Float, generator: inout RandomGenerator) -> [Float] {
+        sampleFromLogits(conditionalParameters(x), dimension: d, temperature: temperature, generator: &generator)
+    }
+
+    public func makeIncrementalSampler() -> (any IncrementalSampler)? { CachedSampler(model: self) }
+
+    /// The masks of every layer, for `seriatim inspect`.
+    public var masks: [Tensor] { [first.mask] + blocks.map(\.mask) + [head1.mask, head2.mask] }
+}
+
+/// One masked convolution prepared for single-position evaluation: active taps with their
+/// `W ⊙ M` transposed to `[I, O]`.
+struct PositionConvolution {
+    let inputs: Int, outputs: Int
+    let taps: [(dy: Int, dx: Int, weight: [Float])]
+    let bias: [Float]
+
+    init(_ layer: MaskedConv2D) {
+        let w = layer.convolution.weight.value, m = layer.mask
+        let (o, i, k) = (w.shape[0], w.shape[1], w.shape[2])
+        inputs = i; outputs = o
+        bias = layer.convolution.bias?.value.scalars ?? [Float](repeating: 0, count: o)
+        var taps: [(Int, Int, [Float])] = []
+        for r in 0..<k { for c in 0..<k {
+            var t = [Float](repeating: 0, count: i * o)
+            var any = false
+            for oc in 0..<o { for ic in 0..<i {
+                let index = ((oc * i + ic) * k + r) * k + c
+                let v = w.scalars[index] * m.scalars[index]
+                if m.scalars[index] != 0 { any = true }
+                t[ic * o + oc] = v
+            } }
+            if any { taps.append((r - k / 2, c - k / 2, t)) }
+        } }
+        self.taps = taps
+    }
+
+    /// `out[b, :] (+)= bias + Σ taps Wᵀ · map[b, y+dy, x+dx, :]` for channel-last maps `[B, H, W, I]`.
+    func apply(at y: Int, _ x: Int, map: UnsafePointer<Float>, rows: Int, height: Int, width: Int, rowStride: Int? = nil,
+               out: UnsafeMutablePointer<Float>, outStride: Int, accumulate: Bool) {
+        for b in 0..<rows {
+            let target = out + b * outStride
+            if accumulate { for j in 0..<outputs { target[j] += bias[j] } } else { target.update(from: bias, count: outputs) }
+        }
+        for tap in taps {
+            let (yy, xx) = (y + tap.dy, x + tap.dx)
+            guard yy >= 0, yy < height, xx >= 0, xx < width else { continue }
+            tap.weight.withUnsafeBufferPointer { wp in
+                Kernels.accumulateProduct(rows: rows, inputs: inputs, outputs: outputs, x: map + (yy * width + xx) * inputs,
+                                          xStride: rowStride ?? height * width * inputs, w: wp.baseAddress!, out: out, outStride: outStride)
+            }
+        }
+    }
+}
+
+extension PixelCNN {
+    /// Raster-order sampling with every layer's activations cached (channel-last maps): each value
+    /// drawn recomputes one position per layer. Same draws as the generic sampler for the same seed.
+    struct CachedSampler: IncrementalSampler {
+        let model: PixelCNN
+
+        func sample(count: Int, conditionedOn observation: PartialObservation?, temperature: Float,
+                    generator: inout RandomGenerator) -> Tensor {
+            let c = model.configuration
+            let (channels, height, width, p) = (c.channels, c.height, c.width, c.outputsPerDimension)
+            let (f, hw, d) = (c.filters, c.height * c.width, c.dimensions)
+            let scale = 1 / Float(c.levels - 1)
+            let first = PositionConvolution(model.first)
+            let blocks = model.blocks.map(PositionConvolution.init)
+            let head1 = PositionConvolution(model.head1), head2 = PositionConvolution(model.head2)
+            var image = [Float](repeating: 0, count: count * hw * channels)        // [B, H, W, C], scaled
+            var maps = [[Float]](repeating: [Float](repeating: 0, count: count * hw * f), count: blocks.count + 1)  // h₀ … h_L
+            var relus = maps                                                      // ReLU(hₗ)
+            var hidden = [Float](repeating: 0, count: count * f), logits = [Float](repeating: 0, count: count * channels * p)
+            var x = Tensor.zeros([count, d])
+            for position in 0..<hw {
+                let (y, xPosition) = (position / width, position % width)
+                for channel in 0..<channels {
+                    // Recompute this position in every layer (the new value of the previous channel changed it).
+                    image.withUnsafeBufferPointer { ip in maps[0].withUnsafeMutableBufferPointer { mp in
+                        first.apply(at: y, xPosition, map: ip.baseAddress!, rows: count, height: height, width: width,
+                                    out: mp.baseAddress! + position * f, outStride: hw * f, accumulate: false)
+                    } }
+                    setReLU(&relus[0], from: maps[0], position: position, rows: count, channels: f, positions: hw)
+                    for (l, block) in blocks.enumerated() {
+                        // hₗ = hₗ₋₁ + conv(ReLU(hₗ₋₁)) at this position.
+                        for b in 0..<count {
+                            for j in 0..<f { maps[l + 1][(b * hw + position) * f + j] = maps[l][(b * hw + position) * f + j] }
+                        }
+                        relus[l].withUnsafeBufferPointer { rp in maps[l + 1].withUnsafeMutableBufferPointer { mp in
+                            block.apply(at: y, xPosition, map: rp.baseAddress!, rows: count, height: height, width: width,
+                                        out: mp.baseAddress! + position * f, outStride: hw * f, accumulate: true)
+                        } }
+                        setReLU(&relus[l + 1], from: maps[l + 1], position: position, rows: count, channels: f, positions: hw)
+                    }
+                    relus[blocks.count].withUnsafeBufferPointer { rp in hidden.withUnsafeMutableBufferPointer { hp in
+                        head1.apply(at: 0, 0, map: rp.baseAddress! + position * f, rows: count, height: 1, width: 1, rowStride: hw * f,
+                                    out: hp.baseAddress!, outStride: f, accumulate: false)
+                    } }
+                    for i in 0..<hidden.count { hidden[i] = max(hidden[i], 0) }
+                    hidden.withUnsafeBufferPointer { hp in logits.withUnsafeMutableBufferPointer { lp in
+                        head2.apply(at: 0, 0, map: hp.baseAddress!, rows: count, height: 1, width: 1,
+                                    out: lp.baseAddress!, outStride: channels * p, accumulate: false)
+                    } }
+                    let dimension = channel * hw + position
+                    for b in 0..<count {
+                        let value: Float
+                        if let observation, observation.observed[dimension] {
+                            value = observation.value(row: b, dimension: dimension)
+                        } else {
+                            value = logits.withUnsafeBufferPointer {
+                                drawOne($0.baseAddress! + b * channels * p + channel * p, count: p, temperature: temperature, generator: &generator)
+                            }
+                        }
+                        x.scalars[b * d + dimension] = value
+                        image[(b * hw + position) * channels + channel] = value * scale
+                    }
+                }
+            }
+            return x
+        }
+
+        private func setReLU(_ relu: inout [Float], from map: [Float], position: Int, rows: Int, channels: Int, positions: Int) {
+            for b in 0..<rows {
+                let base = (b * positions + position) * channels
+                for j in 0..<channels { relu[base + j] = max(map[base + j], 0) }
+            }
+        }
+    }
+}
