@@ -94,5 +94,5 @@ let package = Package(
 )
 // A developer's local experiments (Sources/scratch is not in git).
 if FileManager.default.fileExists(atPath: Context.packageDirectory + "/Sources/scratch/main.swift") {
-    package.targets.append(.executableTarget(name: "scratch", dependencies: ["Tensors", "Autodiff", "Autoregressive", "AudioModels", "NeuralNetworks"], swiftSettings: numericSettings))
+    package.targets.append(.executableTarget(name: "scratch", dependencies: ["Tensors", "Autodiff", "Autoregressive", "AudioModels", "ImageModels", "NeuralNetworks"], swiftSettings: numericSettings))
 }

@@ -50,11 +50,11 @@ public struct ImageSet: Sendable {
     /// Images `indices` as flat rows `[n, C·H·W]`.
     public func rows(_ indices: [Int]) -> Tensor {
         let d = dimensions
-        var scalars = [Float](repeating: 0, count: indices.count * d)
-        images.withUnsafeBufferPointer { source in
-            for (row, index) in indices.enumerated() { for j in 0..<d { scalars[row * d + j] = source[index * d + j] } }
+        return Tensor(shape: [indices.count, d]) { out in
+            images.withUnsafeBufferPointer { source in
+                for (row, index) in indices.enumerated() { (out.baseAddress! + row * d).update(from: source.baseAddress! + index * d, count: d) }
+            }
         }
-        return Tensor(shape: [indices.count, d], scalars: scalars)
     }
 
     /// The first `count` images.

@@ -24,7 +24,8 @@ func forEachParameter(_ parameters: [NamedParameter], slots: inout [String: [Ten
     for p in parameters {
         guard let gradient = p.variable.gradient else { continue }
         let count = p.variable.value.count
-        var state = slots[p.name] ?? [Tensor](repeating: .zeros(p.variable.shape), count: slotCount)
+        // Taken out of the dictionary so that the moments are uniquely referenced (no copy on write).
+        var state = slots.removeValue(forKey: p.name) ?? (0..<slotCount).map { _ in Tensor.zeros(p.variable.shape) }
         gradient.withUnsafeBufferPointer { g in
             p.variable.value.withUnsafeMutableBufferPointer { w in
                 withPointers(&state) { pointers in body(w.baseAddress!, g.baseAddress!, pointers, count) }
@@ -126,12 +127,28 @@ public final class Adam: Optimizer {
         let correction1 = 1 - Foundation.pow(b1, t), correction2 = 1 - Foundation.pow(b2, t)
         forEachParameter(parameters, slots: &slots, slotCount: 2) { w, g, state, n in
             let m = state[0], v = state[1]
-            for i in 0..<n {
-                var gi = g[i]
-                if wd != 0 { if decoupled { w[i] -= lr * wd * w[i] } else { gi += wd * w[i] } }
-                m[i] = b1 * m[i] + (1 - b1) * gi
-                v[i] = b2 * v[i] + (1 - b2) * gi * gi
-                w[i] -= lr * (m[i] / correction1) / ((v[i] / correction2).squareRoot() + eps)
+            // Vectorised and split over the cores: a million-parameter update is otherwise ~5 ms.
+            Parallel.forChunks(n, grain: 1 << 15) { range in
+                var i = range.lowerBound
+                let width = Vector.scalarCount
+                while i + width <= range.upperBound {
+                    var gi = Vector.load(g + i)
+                    var wi = Vector.load(w + i)
+                    if wd != 0 { if decoupled { wi -= lr * wd * wi } else { gi += wd * wi } }
+                    let mi = b1 * Vector.load(m + i) + (1 - b1) * gi
+                    let vi = b2 * Vector.load(v + i) + (1 - b2) * gi * gi
+                    wi -= lr * (mi / correction1) / ((vi / correction2).squareRoot() + eps)
+                    mi.store(m + i); vi.store(v + i); wi.store(w + i)
+                    i += width
+                }
+                while i < range.upperBound {
+                    var gi = g[i]
+                    if wd != 0 { if decoupled { w[i] -= lr * wd * w[i] } else { gi += wd * w[i] } }
+                    m[i] = b1 * m[i] + (1 - b1) * gi
+                    v[i] = b2 * v[i] + (1 - b2) * gi * gi
+                    w[i] -= lr * (m[i] / correction1) / ((v[i] / correction2).squareRoot() + eps)
+                    i += 1
+                }
             }
         }
     }
@@ -252,4 +269,10 @@ public final class ExponentialMovingAverage {
 
     /// Restores averages written from `shadow`.
     public func load(_ tensors: [String: Tensor]) { shadow = tensors }
+}
+
+extension SIMD16 where Scalar == Float {
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> Self { UnsafeRawPointer(p).loadUnaligned(as: Self.self) }
+    @inline(__always) static func load(_ p: UnsafeMutablePointer<Float>) -> Self { UnsafeRawPointer(p).loadUnaligned(as: Self.self) }
+    @inline(__always) func store(_ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: self, as: Self.self) }
 }

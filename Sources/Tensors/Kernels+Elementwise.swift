@@ -39,7 +39,7 @@ extension Kernels {
             case .sigmoid: VectorMath.map(n, x, y, VectorMath.sigmoid)
             case .relu: VectorMath.map(n, x, y) { $0.replacing(with: 0, where: $0 .< 0) }  // keeps NaN visible
             case .exp: VectorMath.map(n, x, y, VectorMath.exp)
-            case .log: for i in 0..<n { y[i] = Foundation.log(x[i]) }
+            case .log: VectorMath.map(n, x, y, VectorMath.log)
             case .softplus: VectorMath.map(n, x, y, VectorMath.softplus)
             }
         }

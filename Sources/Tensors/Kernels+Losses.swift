@@ -139,21 +139,27 @@ extension Kernels {
     public static func sigmoidCrossEntropy(logits: Tensor, targets: Tensor) -> Tensor {
         precondition(logits.shape == targets.shape, "sigmoidCrossEntropy: logits \(logits.shape) vs targets \(targets.shape)")
         return Tensor(shape: logits.shape) { out in
-            for i in 0..<logits.count {
-                let z = logits.scalars[i], t = targets.scalars[i]
-                out[i] = max(z, 0) - z * t + Foundation.log1p(Foundation.exp(-abs(z)))
-            }
+            logits.withUnsafeBufferPointer { zp in targets.withUnsafeBufferPointer { tp in
+                let z = zp.baseAddress!, t = tp.baseAddress!, o = out.baseAddress!
+                Parallel.forChunks(logits.count) { range in
+                    // softplus(z) − z·t = max(z, 0) − z·t + log(1 + e^(−|z|))
+                    VectorMath.map(range.count, z + range.lowerBound, o + range.lowerBound, VectorMath.softplus)
+                    for i in range { o[i] -= z[i] * t[i] }
+                }
+            } }
         }
     }
 
     /// Logit gradient of `sigmoidCrossEntropy`: `g · (σ(z) − t)`.
     public static func sigmoidCrossEntropyBackward(logits: Tensor, targets: Tensor, gradient: Tensor) -> Tensor {
         Tensor(shape: logits.shape) { out in
-            for i in 0..<logits.count {
-                let z = logits.scalars[i]
-                let s = z >= 0 ? 1 / (1 + Foundation.exp(-z)) : Foundation.exp(z) / (1 + Foundation.exp(z))
-                out[i] = gradient.scalars[i] * (s - targets.scalars[i])
-            }
+            logits.withUnsafeBufferPointer { zp in targets.withUnsafeBufferPointer { tp in gradient.withUnsafeBufferPointer { gp in
+                let z = zp.baseAddress!, t = tp.baseAddress!, g = gp.baseAddress!, o = out.baseAddress!
+                Parallel.forChunks(logits.count) { range in
+                    VectorMath.map(range.count, z + range.lowerBound, o + range.lowerBound, VectorMath.sigmoid)
+                    for i in range { o[i] = g[i] * (o[i] - t[i]) }
+                }
+            } } }
         }
     }
 }

@@ -64,11 +64,42 @@ public enum VectorMath {
     @inlinable @inline(__always)
     static func abs(_ x: Vector) -> Vector { x.replacing(with: -x, where: x .< 0) }
 
-    /// log(1 + y) for y in [0, 1], lanewise (used by softplus; scalar loop, rarely hot).
+    /// log(1 + y) for y in [0, 1], lanewise: log of 1 + y, exact enough here because 1 + y ≥ 1
+    /// loses no leading digits (softplus adds it to max(x, 0)).
     @inlinable @inline(__always)
-    static func log1p(_ y: Vector) -> Vector {
-        var result = Vector()
-        for lane in 0..<width { result[lane] = Float.log1p(y[lane]) }
+    static func log1p(_ y: Vector) -> Vector { log(1 + y) }
+
+    /// The natural logarithm for positive, finite lanes (Cephes logf: exponent split off through the
+    /// bit pattern, mantissa in [√½, √2), degree-8 polynomial). NaN and negative inputs give NaN,
+    /// 0 gives −inf.
+    @inlinable @inline(__always)
+    public static func log(_ x: Vector) -> Vector {
+        let bits = unsafeBitCast(x, to: SIMD16<Int32>.self)
+        // Integer → float through the 1.5·2²³ trick again (generic SIMD conversions are per-lane loops).
+        let biased = (bits &>> SIMD16<Int32>(repeating: 23)) &- SIMD16<Int32>(repeating: 126)
+        var exponent = unsafeBitCast(biased &+ SIMD16<Int32>(repeating: 0x4B40_0000), to: Vector.self) - 12_582_912
+        var m = unsafeBitCast((bits & SIMD16<Int32>(repeating: 0x007F_FFFF)) | SIMD16<Int32>(repeating: 0x3F00_0000), to: Vector.self)
+        let small = m .< 0.707_106_77
+        exponent = exponent.replacing(with: exponent - 1, where: small)
+        m = m.replacing(with: m + m, where: small)
+        m = m - 1
+        var p = Vector(repeating: 7.037_683_6e-2)
+        p = p * m - 1.151_461_0e-1
+        p = p * m + 1.167_699_9e-1
+        p = p * m - 1.242_014_1e-1
+        p = p * m + 1.424_932_3e-1
+        p = p * m - 1.666_805_7e-1
+        p = p * m + 2.000_071_5e-1
+        p = p * m - 2.499_999_4e-1
+        p = p * m + 3.333_333_1e-1
+        let m2 = m * m
+        var y = p * m * m2
+        y = y + exponent * -2.121_944_4e-4
+        y = y - 0.5 * m2
+        var result = m + y + exponent * 0.693_359_375
+        result.replace(with: Vector(repeating: -Float.infinity), where: x .== 0)
+        result.replace(with: Vector(repeating: Float.nan), where: x .< 0 .| (x .!= x))
+        result.replace(with: Vector(repeating: Float.infinity), where: x .== Float.infinity)
         return result
     }
 
