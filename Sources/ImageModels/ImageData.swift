@@ -221,7 +221,10 @@ public enum ImageDatasets {
         }
         var dataset = ImageDataset(name: name, train: train, validation: validation, test: sets["test"]!, binarization: .none,
                                    protocolDescription: "256 grey levels", entropy: nil)
-        if binarization != .none { dataset = binarize(dataset, binarization, seed: 0, cacheDirectory: directory) }
+        // The static draw is kept beside Seriatim's own data (the source may be a read-only system folder).
+        let cache = ImageDatasets.directory + "/" + name
+        try? FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
+        if binarization != .none { dataset = binarize(dataset, binarization, seed: 0, cacheDirectory: cache) }
         return dataset
     }
 

@@ -24,6 +24,8 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
     public var blocks: Int = 6
     public var firstKernel: Int = 7
     public var blockKernel: Int = 3
+    /// Classes for class-conditional Gated PixelCNN (0: unconditional).
+    public var conditionalClasses: Int = 0
     public var seed: UInt64 = 0
 
     public init(kind: String, channels: Int, height: Int, width: Int, levels: Int) {
@@ -34,7 +36,7 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
     /// Numbers per conditional: 1 logit for binary data, K logits otherwise.
     public var outputsPerDimension: Int { levels == 2 ? 1 : levels }
 
-    public static let kinds = ["fvsbn", "nade", "made", "pixelcnn"]
+    public static let kinds = ["fvsbn", "nade", "made", "pixelcnn", "gated-pixelcnn"]
 
     /// The problem with the values, or nil.
     public func validationError() -> String? {
@@ -43,7 +45,9 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
         if kind == "made" && (hiddenSizes.isEmpty || hiddenSizes.contains { $0 < 1 }) { return "MADE needs at least one hidden layer" }
         if kind == "nade" && (hiddenSizes.first ?? 0) < 1 { return "NADE needs a hidden size" }
         if maskSets < 1 { return "maskSets must be at least 1" }
-        if kind == "pixelcnn" && (filters < channels || filters % channels != 0 || firstKernel % 2 == 0 || blockKernel % 2 == 0) {
+        if kind == "gated-pixelcnn" && (blockKernel < 3 || firstKernel < 3) { return "Gated PixelCNN kernels must be at least 3" }
+        if conditionalClasses < 0 { return "conditionalClasses must not be negative" }
+        if (kind == "pixelcnn" || kind == "gated-pixelcnn") && (filters < channels || filters % channels != 0 || firstKernel % 2 == 0 || blockKernel % 2 == 0) {
             return "PixelCNN needs odd kernels and filters divisible by the channel count"
         }
         return nil
@@ -71,6 +75,7 @@ public func makeImageModel(_ configuration: ImageModelConfiguration, generator: 
     case "fvsbn": return FVSBN(configuration, generator: &generator)
     case "nade": return NADE(configuration, generator: &generator)
     case "made": return MADE(configuration, generator: &generator)
+    case "gated-pixelcnn": return GatedPixelCNN(configuration, generator: &generator)
     default: return PixelCNN(configuration, generator: &generator)
     }
 }

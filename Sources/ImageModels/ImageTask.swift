@@ -33,25 +33,34 @@ public struct ImageTask: TrainingTask {
 
     public func exampleCount(_ split: DataSplit) -> Int { set(split).count }
 
-    public func makeBatch(_ split: DataSplit, indices: [Int], generator: inout RandomGenerator) -> Tensor {
+    /// Images `[n, D]` and their labels (class-conditional models read the labels).
+    public struct Batch {
+        public var images: Tensor
+        public var labels: [Int]
+    }
+
+    public func makeBatch(_ split: DataSplit, indices: [Int], generator: inout RandomGenerator) -> Batch {
         let images = set(split)
+        let labels = indices.map { images.labels[$0] }
         if split == .train, dataset.binarization == .dynamic, let intensities = images.intensities {
             let d = images.dimensions
-            return Tensor(shape: [indices.count, d]) { out in
+            return Batch(images: Tensor(shape: [indices.count, d]) { out in
                 for (row, index) in indices.enumerated() {
                     for j in 0..<d { out[row * d + j] = generator.uniform() < intensities.scalars[index * d + j] ? 1 : 0 }
                 }
-            }
+            }, labels: labels)
         }
-        return images.rows(indices)
+        return Batch(images: images.rows(indices), labels: labels)
     }
 
-    public func loss(_ batch: Tensor, generator: inout RandomGenerator) -> Variable {
+    public func loss(_ batch: Batch, generator: inout RandomGenerator) -> Variable {
         model.prepareStep(&generator)
-        return -mean(sum(model.conditionalLogProbabilities(batch), axes: [1]))
+        (model as? GatedPixelCNN)?.classes = batch.labels
+        return -mean(sum(model.conditionalLogProbabilities(batch.images), axes: [1]))
     }
 
-    public func evaluate(_ batch: Tensor) -> [Double] {
-        model.evaluationLogProbability(batch).map { -$0 }
+    public func evaluate(_ batch: Batch) -> [Double] {
+        (model as? GatedPixelCNN)?.classes = batch.labels
+        return model.evaluationLogProbability(batch.images).map { -$0 }
     }
 }

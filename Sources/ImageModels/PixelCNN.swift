@@ -87,11 +87,13 @@ struct PositionConvolution {
     let taps: [(dy: Int, dx: Int, weight: [Float])]
     let bias: [Float]
 
-    init(_ layer: MaskedConv2D) {
-        let w = layer.convolution.weight.value, m = layer.mask
+    init(_ layer: MaskedConv2D) { self.init(layer.convolution) }
+
+    init(_ layer: Conv2D) {
+        let w = layer.weight.value, m = layer.mask ?? Tensor.ones(w.shape)
         let (o, i, k) = (w.shape[0], w.shape[1], w.shape[2])
         inputs = i; outputs = o
-        bias = layer.convolution.bias?.value.scalars ?? [Float](repeating: 0, count: o)
+        bias = layer.bias?.value.scalars ?? [Float](repeating: 0, count: o)
         var taps: [(Int, Int, [Float])] = []
         for r in 0..<k { for c in 0..<k {
             var t = [Float](repeating: 0, count: i * o)

@@ -28,7 +28,9 @@ struct Evaluate: ParsableCommand {
         let made = model as? MADE
         var start = 0
         while start < set.count {
-            let batch = set.rows(Array(start..<min(set.count, start + 500)))
+            let indices = Array(start..<min(set.count, start + 500))
+            let batch = set.rows(indices)
+            (model as? GatedPixelCNN)?.classes = indices.map { set.labels[$0] }
             GradientMode.withoutGradients {
                 nats += model.evaluationLogProbability(batch).map { -$0 }
                 if let made, made.network.maskSets.count > 1 { ensemble += made.ensembleLogProbability(batch).map { -$0 } }
@@ -76,8 +78,12 @@ struct Sample: ParsableCommand {
     func run() throws {
         guard count >= 1, columns >= 1, temperature >= 0 else { throw UserError("--count and --columns must be at least 1 and --temperature non-negative") }
         let (model, _, _) = try loadImageModel(checkpoint)
-        if `class` != nil { throw UserError("this model is not class-conditional; drop --class") }
         let c = model.configuration
+        if let label = `class` {
+            guard let gated = model as? GatedPixelCNN, c.conditionalClasses > 0 else { throw UserError("this model is not class-conditional; drop --class") }
+            guard (0..<c.conditionalClasses).contains(label) else { throw UserError("--class must be 0…\(c.conditionalClasses - 1)") }
+            gated.classes = [label]
+        }
         var observation: PartialObservation? = nil
         if let complete {
             let image: (pixels: [UInt8], width: Int, height: Int, channels: Int)

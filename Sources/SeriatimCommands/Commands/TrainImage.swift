@@ -42,6 +42,10 @@ func defaultImageRun(kind: String, data: String, dataset: ImageDataset, seed: UI
         model.filters = small ? 32 * dataset.channels : 64 * dataset.channels
         model.blocks = small ? 4 : 6
         model.firstKernel = small ? 5 : 7
+    case "gated-pixelcnn":
+        model.filters = small ? 32 * dataset.channels : 64 * dataset.channels
+        model.blocks = small ? 4 : 8
+        model.firstKernel = small ? 3 : 7
     default: break
     }
     if small {
@@ -64,6 +68,7 @@ struct ImageTrainingArguments: ParsableArguments {
     @Option(help: "Training steps.") var steps: Int?
     @Option(help: "Random seed.") var seed: UInt64 = 1
     @Option(help: "none, static or dynamic (default: static for MNIST-style data, none otherwise).") var binarization: Binarization?
+    @Flag(help: "Condition on the data's class labels (gated-pixelcnn).") var classConditional = false
     @Flag(help: "Continue the run in --out exactly where it stopped.") var resume = false
     @Flag(help: "Print the final summary as JSON.") var json = false
 }
@@ -96,6 +101,11 @@ func trainImageModel(kind: String, arguments a: ImageTrainingArguments) throws {
             if let training = object["training"] as? [String: Any] { run.training = try merged(run.training, with: training, context: "\(config) training") }
         }
         if let steps = a.steps { run.training.steps = steps }
+        if a.classConditional {
+            guard kind == "gated-pixelcnn" else { throw UserError("--class-conditional needs gated-pixelcnn") }
+            guard dataset.classes > 1 else { throw UserError("\(data) has no class labels to condition on") }
+            run.model.conditionalClasses = dataset.classes
+        }
         if FileManager.default.fileExists(atPath: (a.out as NSString).appendingPathComponent("latest.safetensors")) {
             throw UserError("\(a.out) already holds a run; add --resume to continue it or choose another --out")
         }
@@ -185,6 +195,12 @@ struct TrainMADE: ParsableCommand {
     func run() throws { try trainImageModel(kind: "made", arguments: arguments) }
 }
 
+struct TrainGatedPixelCNN: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "gated-pixelcnn", abstract: "Train a Gated PixelCNN (vertical and horizontal stacks, optional class conditioning).")
+    @OptionGroup var arguments: ImageTrainingArguments
+    func run() throws { try trainImageModel(kind: "gated-pixelcnn", arguments: arguments) }
+}
+
 struct TrainPixelCNN: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "pixelcnn", abstract: "Train a PixelCNN (masked convolutions, residual blocks).")
     @OptionGroup var arguments: ImageTrainingArguments
@@ -198,7 +214,7 @@ func loadImageModel(_ path: String) throws -> (model: any ImageModel, run: Image
     do { checkpoint = try Checkpoint.read(from: file) } catch { throw UserError("\(error)") }
     let kind = checkpoint.metadata["seriatim.model"] ?? "unknown"
     guard ImageModelConfiguration.kinds.contains(kind) else {
-        throw UserError("checkpoint \(file) holds a \(kind) model, not an image model; pass a run directory made by 'seriatim train fvsbn|nade|made|pixelcnn'")
+        throw UserError("checkpoint \(file) holds a \(kind) model, not an image model; pass a run directory made by 'seriatim train \(ImageModelConfiguration.kinds.joined(separator: "|"))'")
     }
     guard let json = checkpoint.metadata["config"], let configuration = try? JSONDecoder().decode(ImageModelConfiguration.self, from: Data(json.utf8)),
           configuration.validationError() == nil else {

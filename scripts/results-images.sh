@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Trains every image model on statically binarised MNIST with the step budgets below and writes
+# results/images.md (model, protocol, test NLL in nats, the paper's number, time, machine) plus
+# each run's evaluate JSON. Budgets are far below the papers' (hundreds of epochs); the table says so.
+# Usage: scripts/results-images.sh [model …]   (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/prepare-images.sh >/dev/null
+swift build -c release --product seriatim >/dev/null
+S=.build/release/seriatim
+mkdir -p results runs/images
+machine="$(nproc)-core $(lscpu | sed -n 's/^Model name: *//p' | head -1), commit $(git rev-parse --short HEAD)"
+
+declare -A steps=( [fvsbn]=20000 [nade]=6000 [made]=20000 [made32]=20000 [pixelcnn]=3000 )
+declare -A paper=( [fvsbn]=97.45 [nade]=88.86 [made]=88.40 [made32]=86.64 [pixelcnn]=81.30 )
+declare -A label=( [fvsbn]="FVSBN" [nade]="NADE (500 hidden)" [made]="MADE (1×500, 1 mask)" [made32]="MADE (2×500, 32 masks)" [pixelcnn]="PixelCNN (7×7 A, 6×3×3 B, 64 maps)" )
+models=("$@"); [ ${#models[@]} -eq 0 ] && models=(fvsbn nade made made32 pixelcnn)
+
+for m in "${models[@]}"; do
+    kind=$m; extra=()
+    [ "$m" = made32 ] && { kind=made; extra=(--config scripts/configs/mnist-made-32masks.json); }
+    [ "$m" = pixelcnn ] && { printf '{"training": {"batchSize": 32, "evaluateEvery": 500, "validationLimit": 1000}}' > runs/images/pixelcnn.json; extra=(--config runs/images/pixelcnn.json); }
+    run="runs/images/$m-$(date +%Y%m%d-%H%M%S)"
+    start=$(date +%s)
+    $S train "$kind" --data mnist --out "$run" --steps "${steps[$m]}" "${extra[@]}" --json > "$run.train.json" 2> "$run.log" || { echo "$m failed, see $run.log"; continue; }
+    seconds=$(( $(date +%s) - start ))
+    $S evaluate --checkpoint "$run" --json > "results/images-$m.json"
+    python3 - "$m" "${label[$m]}" "${paper[$m]}" "$seconds" "${steps[$m]}" "$machine" <<'PY' >> results/images-rows.md
+import json, sys
+m, label, paper, seconds, steps, machine = sys.argv[1:]
+r = json.load(open(f"results/images-{m}.json"))
+ens = f"; {r['ensemble_masks']}-mask ensemble {r['ensemble_nll_nats']:.2f}" if "ensemble_nll_nats" in r else ""
+print(f"| {label} | binarised MNIST, {r['protocol']} | {r['nll_nats']:.2f} ± {2*r['nll_nats_stderr']:.2f}{ens} | {paper} | {steps} steps, {int(seconds)//60} min | {machine} |")
+PY
+done
+{
+  echo "| model | data, protocol | test NLL (nats) | paper | training | machine |"
+  echo "| --- | --- | --- | --- | --- | --- |"
+  cat results/images-rows.md
+} > results/images.md
+cat results/images.md
