@@ -86,7 +86,7 @@ let package = Package(
                     dependencies: ["AudioModels", "AudioFiles", "Autoregressive", "NeuralNetworks", "Autodiff", "Tensors", "CSndFile"]),
         .testTarget(name: "ImageModelsTests",
                     dependencies: ["ImageModels", "Autoregressive", "NeuralNetworks", "Autodiff", "Tensors", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["seriatim", "AudioFiles", "NeuralNetworks", "Tensors"]),
+        .testTarget(name: "CLITests", dependencies: ["seriatim", "AudioFiles", "ImageModels", "NeuralNetworks", "Tensors"]),
         .testTarget(name: "AutoregressiveTests",
                     dependencies: ["Autoregressive", "NeuralNetworks", "Autodiff", "Tensors", "TestSupport"]),
     ],

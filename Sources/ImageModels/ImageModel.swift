@@ -36,7 +36,7 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
     /// Numbers per conditional: 1 logit for binary data, K logits otherwise.
     public var outputsPerDimension: Int { levels == 2 ? 1 : levels }
 
-    public static let kinds = ["fvsbn", "nade", "made", "pixelcnn", "gated-pixelcnn"]
+    public static let kinds = ["fvsbn", "nade", "made", "pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"]
 
     /// The problem with the values, or nil.
     public func validationError() -> String? {
@@ -47,7 +47,8 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
         if maskSets < 1 { return "maskSets must be at least 1" }
         if kind == "gated-pixelcnn" && (blockKernel < 3 || firstKernel < 3) { return "Gated PixelCNN kernels must be at least 3" }
         if conditionalClasses < 0 { return "conditionalClasses must not be negative" }
-        if (kind == "pixelcnn" || kind == "gated-pixelcnn") && (filters < channels || filters % channels != 0 || firstKernel % 2 == 0 || blockKernel % 2 == 0) {
+        if ["row-lstm", "diagonal-bilstm"].contains(kind) && blocks < 1 { return "PixelRNN needs at least one LSTM layer (blocks)" }
+        if ["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"].contains(kind) && (filters < channels || filters % channels != 0 || firstKernel % 2 == 0 || blockKernel % 2 == 0) {
             return "PixelCNN needs odd kernels and filters divisible by the channel count"
         }
         return nil
@@ -76,6 +77,8 @@ public func makeImageModel(_ configuration: ImageModelConfiguration, generator: 
     case "nade": return NADE(configuration, generator: &generator)
     case "made": return MADE(configuration, generator: &generator)
     case "gated-pixelcnn": return GatedPixelCNN(configuration, generator: &generator)
+    case "row-lstm": return RowLSTM(configuration, generator: &generator)
+    case "diagonal-bilstm": return DiagonalBiLSTM(configuration, generator: &generator)
     default: return PixelCNN(configuration, generator: &generator)
     }
 }

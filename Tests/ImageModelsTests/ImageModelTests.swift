@@ -15,6 +15,7 @@ func configuration(_ kind: String, channels: Int = 1, size: Int = 3, levels: Int
     c.filters = 6 * channels
     c.blocks = 2
     c.firstKernel = kind == "gated-pixelcnn" ? 3 : 5
+    if kind == "row-lstm" || kind == "diagonal-bilstm" { c.filters = 3 * channels }
     return c
 }
 
@@ -33,6 +34,8 @@ func allBinaryImages(_ d: Int) -> Tensor {
         Case(kind: "pixelcnn", channels: 1, levels: 2), Case(kind: "pixelcnn", channels: 3, levels: 4), Case(kind: "nade", channels: 1, levels: 5),
         Case(kind: "made", channels: 3, levels: 3), Case(kind: "fvsbn", channels: 3, levels: 2),
         Case(kind: "gated-pixelcnn", channels: 1, levels: 2), Case(kind: "gated-pixelcnn", channels: 3, levels: 3),
+        Case(kind: "row-lstm", channels: 1, levels: 2), Case(kind: "row-lstm", channels: 3, levels: 3),
+        Case(kind: "diagonal-bilstm", channels: 1, levels: 2), Case(kind: "diagonal-bilstm", channels: 3, levels: 3),
     ]
 
     /// No conditional sees its own dimension or a later one — every model, every mask set, 1 and 3 channels.
@@ -52,7 +55,7 @@ func allBinaryImages(_ d: Int) -> Tensor {
     }
 
     /// Σₓ p(x) = 1 over all 2⁹ binary 3×3 images.
-    @Test(arguments: ["fvsbn", "nade", "made", "pixelcnn", "gated-pixelcnn"])
+    @Test(arguments: ["fvsbn", "nade", "made", "pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"])
     func normalised(kind: String) {
         var rng = RandomGenerator(seed: 2)
         let model = makeImageModel(configuration(kind), generator: &rng)
@@ -207,5 +210,37 @@ func allBinaryImages(_ d: Int) -> Tensor {
         changed.scalars[4] = 1 - changed.scalars[4]
         let before = model.conditionalParameters(base), after = model.conditionalParameters(changed)
         #expect(abs(before.scalars[2 * 5 + 1] - after.scalars[2 * 5 + 1]) > 1e-6)
+    }
+}
+
+@Suite struct PixelRNNTests {
+    @Test func layoutOpGradients() {
+        var rng = RandomGenerator(seed: 13)
+        let x = rng.normalTensor([2, 1, 3, 4])
+        for op in [skew, flipWidth, shiftDown] as [(Variable) -> Variable] {
+            #expect(GradientCheck().failures(inputs: [x]) { op($0[0]) }.isEmpty)
+        }
+        #expect(GradientCheck().failures(inputs: [rng.normalTensor([1, 2, 3, 6])]) { unskew($0[0]) }.isEmpty)
+        let round = GradientMode.withoutGradients { unskew(skew(Variable(x))).value }
+        #expect(round == x)
+    }
+
+    /// The Diagonal BiLSTM sees the whole context above a pixel: a pixel far up and to the right
+    /// (outside any fixed-size kernel's reach) changes the conditional, the pixel itself does not.
+    @Test func diagonalBiLSTMContext() {
+        var rng = RandomGenerator(seed: 14)
+        var config = configuration("diagonal-bilstm", size: 8)
+        config.blocks = 1; config.firstKernel = 3
+        let model = DiagonalBiLSTM(config, generator: &rng)
+        let base = Tensor(shape: [1, 64], scalars: (0..<64).map { _ in rng.bernoulli(0.5) })
+        func changes(_ source: Int, _ target: Int) -> Bool {
+            var x = base
+            x.scalars[source] = 1 - x.scalars[source]
+            return abs(model.conditionalParameters(x).scalars[target] - model.conditionalParameters(base).scalars[target]) > 1e-7
+        }
+        #expect(changes(0 * 8 + 7, 5 * 8 + 0))   // (0, 7) → (5, 0)
+        #expect(changes(5 * 8 + 0, 5 * 8 + 3))   // same row, to the left
+        #expect(!changes(5 * 8 + 4, 5 * 8 + 3))  // same row, to the right
+        #expect(!changes(5 * 8 + 3, 5 * 8 + 3))  // itself
     }
 }

@@ -6,13 +6,16 @@ import Tensors
 
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Describe a trained model: receptive field, parameters, memory.")
+        abstract: "Describe a trained model: receptive field, parameters, memory (WaveNet) or image shape and parameters.")
 
     @Option(help: "A run directory or checkpoint file.") var checkpoint: String
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
         let file = try checkpointFile(checkpoint)
+        if let kind = (try? Checkpoint.read(from: file))?.metadata["seriatim.model"], kind != "wavenet" {
+            try imageInfo(); return
+        }
         let model: WaveNet
         do { model = try WaveNet.load(from: file) } catch { throw UserError("\(error)") }
         let c = model.configuration
@@ -48,5 +51,18 @@ struct Info: ParsableCommand {
         if let f = c.featureFiles { print("local conditioning: \(f.bands) features per line of NAME\(f.suffix), every \(f.hop) samples") }
         print(String(format: "training batch %d × %d samples: %.1f MiB of activations (about twice that during the backward pass)",
                      batch, length, Double(bytes) / 1_048_576))
+    }
+
+    func imageInfo() throws {
+        let (model, run, file) = try loadImageModel(checkpoint)
+        let c = model.configuration
+        let info: [String: Any] = ["model": c.kind, "checkpoint": file, "parameters": model.parameterCount, "channels": c.channels,
+                                   "height": c.height, "width": c.width, "levels": c.levels, "dimensions": c.dimensions,
+                                   "data": run?.data ?? "", "protocol": run.map { "\($0.binarization)" } ?? ""]
+        if json { printJSONValue(info); return }
+        print("\(c.kind) \(file)")
+        print("images: \(c.channels)×\(c.height)×\(c.width), \(c.levels) levels (\(c.dimensions) dimensions)")
+        print("parameters: \(model.parameterCount)")
+        if let run { print("trained on \(run.data), binarisation \(run.binarization)") }
     }
 }

@@ -42,6 +42,10 @@ func defaultImageRun(kind: String, data: String, dataset: ImageDataset, seed: UI
         model.filters = small ? 32 * dataset.channels : 64 * dataset.channels
         model.blocks = small ? 4 : 6
         model.firstKernel = small ? 5 : 7
+    case "row-lstm", "diagonal-bilstm":
+        model.filters = small ? 16 * dataset.channels : 32 * dataset.channels
+        model.blocks = small ? 2 : 4
+        model.firstKernel = small ? 3 : 7
     case "gated-pixelcnn":
         model.filters = small ? 32 * dataset.channels : 64 * dataset.channels
         model.blocks = small ? 4 : 8
@@ -199,6 +203,18 @@ struct TrainGatedPixelCNN: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "gated-pixelcnn", abstract: "Train a Gated PixelCNN (vertical and horizontal stacks, optional class conditioning).")
     @OptionGroup var arguments: ImageTrainingArguments
     func run() throws { try trainImageModel(kind: "gated-pixelcnn", arguments: arguments) }
+}
+
+struct TrainRowLSTM: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "row-lstm", abstract: "Train a PixelRNN Row LSTM.")
+    @OptionGroup var arguments: ImageTrainingArguments
+    func run() throws { try trainImageModel(kind: "row-lstm", arguments: arguments) }
+}
+
+struct TrainDiagonalBiLSTM: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "diagonal-bilstm", abstract: "Train a PixelRNN Diagonal BiLSTM.")
+    @OptionGroup var arguments: ImageTrainingArguments
+    func run() throws { try trainImageModel(kind: "diagonal-bilstm", arguments: arguments) }
 }
 
 struct TrainPixelCNN: ParsableCommand {

@@ -11,7 +11,7 @@ import Tensors
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a model.",
-        subcommands: [TrainWaveNet.self, TrainFVSBN.self, TrainNADE.self, TrainMADE.self, TrainPixelCNN.self, TrainGatedPixelCNN.self])
+        subcommands: [TrainWaveNet.self, TrainFVSBN.self, TrainNADE.self, TrainMADE.self, TrainPixelCNN.self, TrainGatedPixelCNN.self, TrainRowLSTM.self, TrainDiagonalBiLSTM.self])
 }
 
 /// How a WaveNet run trains (the `training` section of a configuration file).

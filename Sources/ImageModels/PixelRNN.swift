@@ -1,0 +1,241 @@
+// PixelRNN: Row LSTM and Diagonal BiLSTM (van den Oord, Kalchbrenner & Kavukcuoglu 2016,
+// "Pixel Recurrent Neural Networks", arXiv:1601.06759, sections 3.1–3.2).
+//
+// Both start with a 7×7 type-A masked convolution and end with ReLU – 1×1 – ReLU – 1×1 (type B,
+// R→G→B channel groups), like PixelCNN; in between, residual LSTM layers x ← x + 1×1(LSTM(x)).
+// Row LSTM: rows one at a time; input-to-state is a 1×3 convolution on the current row masked to
+// the left (type B), state-to-state a 1×3 convolution on the row above — a triangular context.
+// Diagonal BiLSTM: the map is skewed (row i shifted right by i) so that diagonals become columns;
+// columns one at a time with a 2×1 state-to-state convolution (the cell to the left and the one
+// above-left); a second LSTM runs right to left on the mirrored map and is shifted down one row
+// before the two are added, so it never sees the current row.
+// Deviations: one hidden size F for states and features (the paper uses h and 2h); no learned
+// initial state; gate channel groups repeat the feature groups so that RGB masking holds inside
+// the cell. Sampling uses the generic sampler (one forward pass per value).
+
+import Autodiff
+import Autoregressive
+import Foundation
+import NeuralNetworks
+import Tensors
+
+/// The LSTM cell on stacked gates `[…, 4F, …]` (output, forget, input, candidate along axis 1).
+func lstmCell(gates: Variable, cell previous: Variable?) -> (hidden: Variable, cell: Variable) {
+    let f = gates.shape[1] / 4
+    let parts = split(gates, axis: 1, sizes: [f, f, f, f])
+    let (o, forget, input, candidate) = (sigmoid(parts[0]), sigmoid(parts[1]), sigmoid(parts[2]), tanh(parts[3]))
+    let cell = previous.map { forget * $0 + input * candidate } ?? input * candidate
+    return (o * tanh(cell), cell)
+}
+
+/// A mask repeated `copies` times along the output axis (gate stacks keep the feature groups).
+func repeatedMask(_ mask: Tensor, copies: Int) -> Tensor { Kernels.concatenate([Tensor](repeating: mask, count: copies), axis: 0) }
+
+/// Keeps only the centre row of a k×k mask, and on it columns left of the centre (and the centre by `type`'s group rule).
+func centreRowMask(outputs: Int, inputs: Int, k: Int, type: MaskType, groups: Int) -> Tensor {
+    var mask = RasterMask.make(outputs: outputs, inputs: inputs, kernelSize: k, type: type, groups: groups)
+    for o in 0..<outputs { for i in 0..<inputs { for r in 0..<k where r != k / 2 { for c in 0..<k { mask[o, i, r, c] = 0 } } } }
+    return mask
+}
+
+/// Shared structure: first 7×7 type-A convolution, residual LSTM layers, 1×1 head.
+public class PixelRNNBase {
+    public let configuration: ImageModelConfiguration
+    public let first: MaskedConv2D
+    public let residuals: [MaskedConv2D]
+    public let head1: MaskedConv2D
+    public let head2: MaskedConv2D
+
+    init(_ configuration: ImageModelConfiguration, generator: inout RandomGenerator) {
+        self.configuration = configuration
+        let (c, f, p) = (configuration.channels, configuration.filters, configuration.outputsPerDimension)
+        first = MaskedConv2D(inputs: c, outputs: f, kernelSize: configuration.firstKernel, type: .a, groups: c, generator: &generator)
+        residuals = (0..<configuration.blocks).map { _ in MaskedConv2D(inputs: f, outputs: f, kernelSize: 1, type: .b, groups: c, generator: &generator) }
+        head1 = MaskedConv2D(inputs: f, outputs: f, kernelSize: 1, type: .b, groups: c, generator: &generator)
+        head2 = MaskedConv2D(inputs: f, outputs: c * p, kernelSize: 1, type: .b, groups: c, generator: &generator)
+    }
+
+    var baseParameters: [NamedParameter] {
+        var list = prefixed("first", first.parameters)
+        for (i, r) in residuals.enumerated() { list += prefixed("layer\(i).residual", r.parameters) }
+        return list + prefixed("head1", head1.parameters) + prefixed("head2", head2.parameters)
+    }
+
+    /// The LSTM part of layer `l` on features `[N, F, H, W]`, giving `[N, F, H, W]`.
+    func recurrent(_ layer: Int, _ x: Variable) -> Variable { fatalError("subclass") }
+
+    func logitMaps(_ x: Tensor) -> Variable {
+        let c = configuration
+        let image = Kernels.scale(x, by: 1 / Float(c.levels - 1)).reshaped([x.shape[0], c.channels, c.height, c.width])
+        var h = first(Variable(image))
+        for l in 0..<residuals.count { h = h + residuals[l](recurrent(l, h)) }
+        return head2(relu(head1(relu(h))))
+    }
+
+    public var dimensionCount: Int { configuration.dimensions }
+    public var generationOrder: [Int] { rasterChannelOrder(channels: configuration.channels, height: configuration.height, width: configuration.width) }
+
+    public func conditionalLogProbabilities(_ x: Tensor) -> Variable {
+        let c = configuration
+        let (n, hw) = (x.shape[0], c.height * c.width)
+        let maps = logitMaps(x)
+        if c.levels == 2 { return Bernoulli.logProbability(logits: reshape(maps, [n, c.dimensions]), targets: x) }
+        let logits = reshape(maps, [n, c.channels, c.levels, hw])
+        return reshape(Categorical.logProbability(logits: logits, targets: x.scalars.map { Int32($0) }, axis: 2), [n, c.dimensions])
+    }
+
+    public func conditionalParameters(_ x: Tensor) -> Tensor {
+        let c = configuration
+        let maps = logitMaps(x).value.reshaped([x.shape[0], c.channels, c.outputsPerDimension, c.height * c.width])
+        return Kernels.permute(maps, [0, 1, 3, 2]).reshaped([x.shape[0], c.dimensions, c.outputsPerDimension])
+    }
+
+    public func sampleDimension(_ d: Int, given x: Tensor, temperature: Float, generator: inout RandomGenerator) -> [Float] {
+        sampleFromLogits(conditionalParameters(x), dimension: d, temperature: temperature, generator: &generator)
+    }
+}
+
+/// Row LSTM (PixelRNN §3.1).
+public final class RowLSTM: PixelRNNBase, ImageModel {
+    public let inputToState: [Conv2D]
+    public let stateToState: [Conv2D]
+
+    public override init(_ configuration: ImageModelConfiguration, generator: inout RandomGenerator) {
+        let (c, f) = (configuration.channels, configuration.filters)
+        inputToState = (0..<configuration.blocks).map { _ in
+            Conv2D(inputs: f, outputs: 4 * f, kernelSize: 3,
+                   mask: repeatedMask(centreRowMask(outputs: f, inputs: f, k: 3, type: .b, groups: c), copies: 4), generator: &generator)
+        }
+        // Applied to the row above laid out as a one-row image: only the centre row of the kernel meets data.
+        stateToState = (0..<configuration.blocks).map { _ in
+            Conv2D(inputs: f, outputs: 4 * f, kernelSize: 3, mask: Tensor(shape: [4 * f, f, 3, 3]) { m in
+                for i in 0..<m.count { m[i] = (i / 3) % 3 == 1 ? 1 : 0 }
+            }, bias: false, generator: &generator)
+        }
+        super.init(configuration, generator: &generator)
+    }
+
+    public var parameters: [NamedParameter] {
+        var list = baseParameters
+        for l in 0..<inputToState.count {
+            list += prefixed("layer\(l).input", inputToState[l].parameters) + prefixed("layer\(l).state", stateToState[l].parameters)
+        }
+        return list
+    }
+
+    override func recurrent(_ layer: Int, _ x: Variable) -> Variable {
+        let height = x.shape[2]
+        let fromInput = inputToState[layer](x)  // [N, 4F, H, W]
+        var rows: [Variable] = []
+        var hidden: Variable? = nil, cell: Variable? = nil
+        for i in 0..<height {
+            var gates = slice(fromInput, axis: 2, range: i..<(i + 1))
+            if let hidden { gates = gates + stateToState[layer](hidden) }
+            (hidden, cell) = lstmCell(gates: gates, cell: cell)
+            rows.append(hidden!)
+        }
+        return concatenate(rows, axis: 2)
+    }
+}
+
+/// Diagonal BiLSTM (PixelRNN §3.2).
+public final class DiagonalBiLSTM: PixelRNNBase, ImageModel {
+    /// 1×1 type B, both directions' gates stacked: 8F outputs, each F-block with the feature groups.
+    public let inputToState: [Conv2D]
+    /// Per layer and direction: kernel 2 down the column (rows i − 1 and i of the previous column).
+    public let stateToState: [Conv1D]
+
+    public override init(_ configuration: ImageModelConfiguration, generator: inout RandomGenerator) {
+        let (c, f) = (configuration.channels, configuration.filters)
+        inputToState = (0..<configuration.blocks).map { _ in
+            Conv2D(inputs: f, outputs: 8 * f, kernelSize: 1,
+                   mask: repeatedMask(RasterMask.make(outputs: f, inputs: f, kernelSize: 1, type: .b, groups: c), copies: 8), generator: &generator)
+        }
+        stateToState = (0..<(2 * configuration.blocks)).map { _ in
+            Conv1D(inputs: f, outputs: 4 * f, kernelWidth: 2, bias: false, generator: &generator)
+        }
+        super.init(configuration, generator: &generator)
+    }
+
+    public var parameters: [NamedParameter] {
+        var list = baseParameters
+        for l in 0..<inputToState.count {
+            list += prefixed("layer\(l).input", inputToState[l].parameters)
+                + prefixed("layer\(l).leftToRight", stateToState[2 * l].parameters) + prefixed("layer\(l).rightToLeft", stateToState[2 * l + 1].parameters)
+        }
+        return list
+    }
+
+    /// One direction over a skewed gate map `[N, 4F, H, W + H − 1]`: columns left to right, each state
+    /// from the previous column's cells at rows i − 1 and i; returns the skewed hidden map `[N, F, H, W′]`.
+    func scan(_ gates: Variable, state: Conv1D) -> Variable {
+        let (n, f4, height, width) = (gates.shape[0], gates.shape[1], gates.shape[2], gates.shape[3])
+        var columns: [Variable] = []
+        var hidden: Variable? = nil, cell: Variable? = nil
+        for j in 0..<width {
+            var g = reshape(slice(gates, axis: 3, range: j..<(j + 1)), [n, f4, height])
+            if let hidden { g = g + state(hidden) }
+            (hidden, cell) = lstmCell(gates: g, cell: cell)
+            columns.append(reshape(hidden!, [n, f4 / 4, height, 1]))
+        }
+        return concatenate(columns, axis: 3)
+    }
+
+    override func recurrent(_ layer: Int, _ x: Variable) -> Variable {
+        let f = configuration.filters
+        let both = inputToState[layer](x)                                  // [N, 8F, H, W]
+        let halves = split(both, axis: 1, sizes: [4 * f, 4 * f])
+        let leftToRight = unskew(scan(skew(halves[0]), state: stateToState[2 * layer]))
+        let rightToLeft = flipWidth(unskew(scan(skew(flipWidth(halves[1])), state: stateToState[2 * layer + 1])))
+        return leftToRight + shiftDown(rightToLeft)
+    }
+}
+
+// MARK: - Layout ops for the Diagonal BiLSTM (each with its pullback)
+
+/// `[N, C, H, W]` → `[N, C, H, W + H − 1]` with row i moved right by i (zeros elsewhere).
+public func skew(_ x: Variable) -> Variable {
+    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let wide = w + h - 1
+    var out = Tensor.zeros([n, c, h, wide])
+    for plane in 0..<(n * c) { for i in 0..<h { for j in 0..<w { out.scalars[(plane * h + i) * wide + i + j] = x.value.scalars[(plane * h + i) * w + j] } } }
+    return Variable(out, parents: [x]) { g in
+        var back = Tensor.zeros([n, c, h, w])
+        for plane in 0..<(n * c) { for i in 0..<h { for j in 0..<w { back.scalars[(plane * h + i) * w + j] = g.scalars[(plane * h + i) * wide + i + j] } } }
+        x.accumulate(back)
+    }
+}
+
+/// The inverse of `skew`: `[N, C, H, W + H − 1]` → `[N, C, H, W]`.
+public func unskew(_ x: Variable) -> Variable {
+    let (n, c, h, wide) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let w = wide - h + 1
+    var out = Tensor.zeros([n, c, h, w])
+    for plane in 0..<(n * c) { for i in 0..<h { for j in 0..<w { out.scalars[(plane * h + i) * w + j] = x.value.scalars[(plane * h + i) * wide + i + j] } } }
+    return Variable(out, parents: [x]) { g in
+        var back = Tensor.zeros([n, c, h, wide])
+        for plane in 0..<(n * c) { for i in 0..<h { for j in 0..<w { back.scalars[(plane * h + i) * wide + i + j] = g.scalars[(plane * h + i) * w + j] } } }
+        x.accumulate(back)
+    }
+}
+
+/// Mirrors the last axis.
+public func flipWidth(_ x: Variable) -> Variable {
+    let w = x.shape[x.value.rank - 1]
+    func flip(_ t: Tensor) -> Tensor {
+        Tensor(shape: t.shape) { out in for row in 0..<(t.count / w) { for j in 0..<w { out[row * w + j] = t.scalars[row * w + w - 1 - j] } } }
+    }
+    return Variable(flip(x.value), parents: [x]) { g in x.accumulate(flip(g)) }
+}
+
+/// `[N, C, H, W]` moved down one row: row i takes row i − 1, row 0 is zeros.
+public func shiftDown(_ x: Variable) -> Variable {
+    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    var out = Tensor.zeros(x.shape)
+    for plane in 0..<(n * c) { for i in 1..<max(h, 1) { for j in 0..<w { out.scalars[(plane * h + i) * w + j] = x.value.scalars[(plane * h + i - 1) * w + j] } } }
+    return Variable(out, parents: [x]) { g in
+        var back = Tensor.zeros([n, c, h, w])
+        for plane in 0..<(n * c) { for i in 0..<(h - 1) { for j in 0..<w { back.scalars[(plane * h + i) * w + j] = g.scalars[(plane * h + i + 1) * w + j] } } }
+        x.accumulate(back)
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import ImageModels
+import Testing
+import Tensors
+
+@Suite struct ImageCommandTests {
+    /// A bare `train made --data bars` converges near the true entropy; evaluate, sample, complete and inspect work on it.
+    @Test func madeOnBarsEndToEnd() throws {
+        let directory = temporaryDirectory("made")
+        let run = directory + "/run"
+        let trained = try Tool.run(["train", "made", "--data", "bars", "--out", run, "--json"])
+        #expect(trained.status == 0, "\(trained.error)")
+        let summary = try JSONSerialization.jsonObject(with: Data(trained.output.utf8)) as! [String: Any]
+        let entropy = summary["true_entropy_nats"] as! Double
+        #expect(abs((summary["test_nats"] as! Double) - entropy) < 0.05, "\(summary)")
+
+        let evaluated = try Tool.run(["evaluate", "--checkpoint", run, "--json"])
+        let result = try JSONSerialization.jsonObject(with: Data(evaluated.output.utf8)) as! [String: Any]
+        for key in ["nll_nats", "nll_nats_stderr", "bits_per_dim", "examples"] { #expect(result[key] != nil, "\(key)") }
+        #expect(result["examples"] as? Int == 2000)
+        #expect(abs((result["bits_per_dim"] as! Double) - (result["nll_nats"] as! Double) / 16 / log(2)) < 1e-9)
+
+        let grid = directory + "/grid.png"
+        let sampled = try Tool.run(["sample", "--checkpoint", run, "--count", "8", "--out", grid, "--seed", "2"])
+        #expect(sampled.status == 0, "\(sampled.error)")
+        let picture = try PNG.read(grid)
+        #expect(picture.channels == 1 && picture.width > 16)
+
+        // Completion: keep the top half of a horizontal-bars image; samples keep those rows.
+        let image: [UInt8] = [255, 255, 255, 255, 0, 0, 0, 0, 255, 255, 255, 255, 0, 0, 0, 0]
+        try PNG.write(image, width: 4, height: 4, channels: 1, to: directory + "/partial.png")
+        let completed = try Tool.run(["sample", "--checkpoint", run, "--count", "4", "--out", directory + "/completed.png",
+                                      "--complete", directory + "/partial.png", "--keep", "top-half", "--columns", "4"])
+        #expect(completed.status == 0, "\(completed.error)")
+
+        for flag in ["--masks", "--receptive-field"] {
+            let inspected = try Tool.run(["inspect", "--checkpoint", run, flag, "--out", directory + "/inspect\(flag).png"])
+            #expect(inspected.status == 0, "\(inspected.error)")
+            #expect(try PNG.read(directory + "/inspect\(flag).png").width > 0)
+        }
+        let info = try Tool.run(["inspect", "--checkpoint", run, "--receptive-field", "--pixel", "2,1", "--out", directory + "/rf.png"])
+        #expect(info.output.contains("depends on"))
+    }
+
+    @Test(arguments: ["fvsbn", "nade", "pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"])
+    func everyModelTrainsResumesAndSamples(kind: String) throws {
+        let directory = temporaryDirectory(kind)
+        let run = directory + "/run"
+        let first = try Tool.run(["train", kind, "--data", "bars:3", "--out", run, "--steps", "20", "--json"])
+        #expect(first.status == 0, "\(first.error)")
+        let resumed = try Tool.run(["train", kind, "--out", run, "--resume", "--steps", "30", "--json"])
+        #expect(resumed.status == 0, "\(resumed.error)")
+        #expect((try JSONSerialization.jsonObject(with: Data(resumed.output.utf8)) as! [String: Any])["steps"] as? Int == 30)
+        let sampled = try Tool.run(["sample", "--checkpoint", run, "--count", "4", "--out", directory + "/s.png"])
+        #expect(sampled.status == 0, "\(sampled.error)")
+    }
+
+    @Test func imageErrorsAreOneLine() throws {
+        let directory = temporaryDirectory("image-errors")
+        // An IDX file the project makes itself trains as grey-level data.
+        var bytes: [UInt8] = []
+        for i in 0..<40 { for p in 0..<16 { bytes.append(UInt8((i * 7 + p * 13) % 256)) } }
+        try IDX.write(bytes, shape: [40, 4, 4], to: directory + "/tiny.idx")
+        let grey = try Tool.run(["train", "made", "--data", directory + "/tiny.idx", "--out", directory + "/grey", "--steps", "5",
+                                 "--binarization", "static", "--json"])
+        #expect(grey.status == 0, "\(grey.error)")
+        let cases: [([String], String)] = [
+            (["train", "made", "--data", "nonsense", "--out", directory + "/x"], "unknown data set"),
+            (["train", "made", "--data", "bars", "--out", directory + "/grey", "--steps", "5"], "--resume"),
+            (["sample", "--checkpoint", directory + "/grey", "--out", directory + "/s.png", "--class", "1"], "not class-conditional"),
+            (["sample", "--checkpoint", directory + "/grey", "--out", directory + "/s.png", "--complete", directory + "/missing.png"], "cannot read"),
+            (["evaluate", "--checkpoint", directory + "/grey", "--split", "everything"], "unknown split"),
+            (["train", "fvsbn", "--data", "bars", "--out", directory + "/cc", "--class-conditional"], "gated-pixelcnn"),
+        ]
+        for (arguments, text) in cases {
+            let result = try Tool.run(arguments)
+            #expect(result.status == 1, "\(arguments): \(result.error)")
+            let lines = result.error.split(separator: "\n").filter { !$0.hasPrefix("data:") && !$0.hasPrefix("model:") }
+            #expect(lines.count == 1 && lines[0].hasPrefix("error: ") && result.error.contains(text), "\(arguments): \(result.error)")
+        }
+        // A WaveNet command on an image checkpoint.
+        let wrong = try Tool.run(["generate", "--checkpoint", directory + "/grey", "--seconds", "0.1", "--out", directory + "/x.wav"])
+        #expect(wrong.status == 1 && wrong.error.contains("not a WaveNet"))
+    }
+}
