@@ -32,6 +32,28 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
         self.kind = kind; self.channels = channels; self.height = height; self.width = width; self.levels = levels
     }
 
+    enum CodingKeys: String, CodingKey {
+        case kind, channels, height, width, levels, hiddenSizes, maskSets, orderAgnostic, filters, blocks, firstKernel, blockKernel
+        case conditionalClasses, seed
+    }
+
+    /// Settings missing from a stored configuration (written before they existed) take their defaults.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(kind: try c.decode(String.self, forKey: .kind), channels: try c.decode(Int.self, forKey: .channels),
+                  height: try c.decode(Int.self, forKey: .height), width: try c.decode(Int.self, forKey: .width),
+                  levels: try c.decode(Int.self, forKey: .levels))
+        hiddenSizes = try c.decodeIfPresent([Int].self, forKey: .hiddenSizes) ?? hiddenSizes
+        maskSets = try c.decodeIfPresent(Int.self, forKey: .maskSets) ?? maskSets
+        orderAgnostic = try c.decodeIfPresent(Bool.self, forKey: .orderAgnostic) ?? orderAgnostic
+        filters = try c.decodeIfPresent(Int.self, forKey: .filters) ?? filters
+        blocks = try c.decodeIfPresent(Int.self, forKey: .blocks) ?? blocks
+        firstKernel = try c.decodeIfPresent(Int.self, forKey: .firstKernel) ?? firstKernel
+        blockKernel = try c.decodeIfPresent(Int.self, forKey: .blockKernel) ?? blockKernel
+        conditionalClasses = try c.decodeIfPresent(Int.self, forKey: .conditionalClasses) ?? conditionalClasses
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
+    }
+
     public var dimensions: Int { channels * height * width }
     /// Numbers per conditional: 1 logit for binary data, K logits otherwise.
     public var outputsPerDimension: Int { levels == 2 ? 1 : levels }
