@@ -7,11 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/prepare-images.sh >/dev/null
 swift build -c release --product seriatim >/dev/null
-S=.build/release/seriatim
 mkdir -p results runs/images
+# A private copy of the binary, so that rebuilding during a long run cannot change it.
+S=runs/images/seriatim-$(git rev-parse --short HEAD)
+cp .build/release/seriatim "$S"
 machine="$(nproc)-core $(lscpu | sed -n 's/^Model name: *//p' | head -1), commit $(git rev-parse --short HEAD)"
 
-declare -A steps=( [fvsbn]=20000 [nade]=6000 [made]=20000 [made32]=20000 [pixelcnn]=3000 )
+declare -A steps=( [fvsbn]=20000 [nade]=10000 [made]=30000 [made32]=30000 [pixelcnn]=3000 )
 declare -A paper=( [fvsbn]=97.45 [nade]=88.86 [made]=88.40 [made32]=86.64 [pixelcnn]=81.30 )
 declare -A label=( [fvsbn]="FVSBN" [nade]="NADE (500 hidden)" [made]="MADE (1×500, 1 mask)" [made32]="MADE (2×500, 32 masks)" [pixelcnn]="PixelCNN (7×7 A, 6×3×3 B, 64 maps)" )
 models=("$@"); [ ${#models[@]} -eq 0 ] && models=(fvsbn nade made made32 pixelcnn)

@@ -60,6 +60,7 @@ func defaultImageRun(kind: String, data: String, dataset: ImageDataset, seed: UI
         training.steps = 20_000
         training.evaluateEvery = 1000
         training.validationLimit = 2000
+        if ["fvsbn", "nade", "made"].contains(kind) { training.learningRate = 3e-3 }
     }
     return ImageRun(model: model, training: training, data: data, binarization: dataset.binarization, seed: seed)
 }
