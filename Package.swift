@@ -70,10 +70,12 @@ let package = Package(
                 swiftSettings: numericSettings),
         .target(name: "ImageModels", dependencies: ["Autoregressive", "NeuralNetworks", "Autodiff", "Tensors", "CZlib"],
                 swiftSettings: numericSettings),
+        .target(name: "Forecasting", dependencies: ["Autoregressive", "NeuralNetworks", "Autodiff", "Tensors"],
+                swiftSettings: numericSettings),
         .target(name: "TestSupport", dependencies: ["Autodiff", "Tensors"]),
 
         .target(name: "SeriatimCommands", dependencies: [
-            "Tensors", "Autodiff", "NeuralNetworks", "Autoregressive", "AudioFiles", "AudioModels", "ImageModels", "CBLAS",
+            "Tensors", "Autodiff", "NeuralNetworks", "Autoregressive", "AudioFiles", "AudioModels", "ImageModels", "Forecasting", "CBLAS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: numericSettings),
         .executableTarget(name: "seriatim", dependencies: ["SeriatimCommands", "Tensors"]),
@@ -86,6 +88,7 @@ let package = Package(
                     dependencies: ["AudioModels", "AudioFiles", "Autoregressive", "NeuralNetworks", "Autodiff", "Tensors", "CSndFile"]),
         .testTarget(name: "ImageModelsTests",
                     dependencies: ["ImageModels", "Autoregressive", "NeuralNetworks", "Autodiff", "Tensors", "TestSupport"]),
+        .testTarget(name: "ForecastingTests", dependencies: ["Forecasting", "Autoregressive", "NeuralNetworks", "Tensors"]),
         .testTarget(name: "CLITests", dependencies: ["seriatim", "AudioFiles", "ImageModels", "NeuralNetworks", "Tensors"]),
         .testTarget(name: "AutoregressiveTests",
                     dependencies: ["Autoregressive", "NeuralNetworks", "Autodiff", "Tensors", "TestSupport"]),
