@@ -157,8 +157,11 @@ public struct SeriesSet: Sendable {
             // Wide form: every column after the timestamp is a series; a column with no number at all is not.
             let columns = (1..<header.count).filter { c in rows.contains { Float($0.fields[c].trimmingCharacters(in: .whitespaces)) != nil } }
             guard !columns.isEmpty else { throw SeriesError.noNumericColumn(path: path) }
+            let stem = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
             for c in columns {
-                let name = header[c].isEmpty ? "series\(c)" : header[c]
+                // A lone generic "value" column is named after the file.
+                let generic = columns.count == 1 && ["value", "values", ""].contains(header[c].lowercased())
+                let name = generic ? stem : header[c]
                 order.append(name)
                 var b: (stamps: [String], times: [Double], values: [Float], covariates: [[Float]], lines: [Int]) = ([], [], [], [], [])
                 for row in rows {

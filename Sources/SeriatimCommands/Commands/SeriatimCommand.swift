@@ -6,7 +6,7 @@ public struct SeriatimCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "seriatim",
         abstract: "Autoregressive generative models: train, evaluate, sample, benchmark.",
-        subcommands: [Train.self, Generate.self, Evaluate.self, Sample.self, Inspect.self, Info.self, Demo.self, Bench.self])
+        subcommands: [Train.self, Generate.self, Evaluate.self, Sample.self, Inspect.self, Forecast.self, Backtest.self, Info.self, Demo.self, Bench.self])
 
     public init() {}
 }
