@@ -119,6 +119,21 @@ func conditionalLogProbabilities(logits: Variable, targets x: Tensor) -> Variabl
     return Categorical.logProbability(logits: logits, targets: x.scalars.map { Int32($0) }, axis: 2)
 }
 
+/// log p(x_d | …) `[N, D]` from logit maps `[N, C·P, H, W]` (Bernoulli for binary data, else a softmax per channel).
+func conditionalLogProbabilities(maps: Variable, targets x: Tensor, configuration c: ImageModelConfiguration) -> Variable {
+    let (n, hw) = (x.shape[0], c.height * c.width)
+    if c.levels == 2 { return Bernoulli.logProbability(logits: reshape(maps, [n, c.dimensions]), targets: x) }
+    let logits = reshape(maps, [n, c.channels, c.levels, hw])
+    return reshape(Categorical.logProbability(logits: logits, targets: x.scalars.map { Int32($0) }, axis: 2), [n, c.dimensions])
+}
+
+/// Per-dimension logits `[N, D, P]` from logit maps `[N, C·P, H, W]`.
+func conditionalParameters(maps: Tensor, configuration c: ImageModelConfiguration) -> Tensor {
+    let n = maps.shape[0]
+    let grouped = maps.reshaped([n, c.channels, c.outputsPerDimension, c.height * c.width])
+    return Kernels.permute(grouped, [0, 1, 3, 2]).reshaped([n, c.dimensions, c.outputsPerDimension])
+}
+
 /// Draws one dimension for every row from per-dimension logits `[N, D, P]` (the generic sampler's draw).
 func sampleFromLogits(_ logits: Tensor, dimension d: Int, temperature: Float, generator: inout RandomGenerator) -> [Float] {
     let (n, dims, p) = (logits.shape[0], logits.shape[1], logits.shape[2])

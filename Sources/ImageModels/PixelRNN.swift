@@ -76,18 +76,11 @@ public class PixelRNNBase {
     public var generationOrder: [Int] { rasterChannelOrder(channels: configuration.channels, height: configuration.height, width: configuration.width) }
 
     public func conditionalLogProbabilities(_ x: Tensor) -> Variable {
-        let c = configuration
-        let (n, hw) = (x.shape[0], c.height * c.width)
-        let maps = logitMaps(x)
-        if c.levels == 2 { return Bernoulli.logProbability(logits: reshape(maps, [n, c.dimensions]), targets: x) }
-        let logits = reshape(maps, [n, c.channels, c.levels, hw])
-        return reshape(Categorical.logProbability(logits: logits, targets: x.scalars.map { Int32($0) }, axis: 2), [n, c.dimensions])
+        ImageModels.conditionalLogProbabilities(maps: logitMaps(x), targets: x, configuration: configuration)
     }
 
     public func conditionalParameters(_ x: Tensor) -> Tensor {
-        let c = configuration
-        let maps = logitMaps(x).value.reshaped([x.shape[0], c.channels, c.outputsPerDimension, c.height * c.width])
-        return Kernels.permute(maps, [0, 1, 3, 2]).reshaped([x.shape[0], c.dimensions, c.outputsPerDimension])
+        ImageModels.conditionalParameters(maps: logitMaps(x).value, configuration: configuration)
     }
 
     public func sampleDimension(_ d: Int, given x: Tensor, temperature: Float, generator: inout RandomGenerator) -> [Float] {
