@@ -16,6 +16,8 @@ public struct ForecastSettings: Codable, Sendable {
     public var learningRate: Float = 3e-3
     public var seed: UInt64 = 1
     public var muLawBinning = false
+    /// Spread of the training targets over neighbouring bins (standard deviation in bins; 0: none).
+    public var smoothingBins: Double = 0
 
     public init(horizon: Int, season: Int) { self.horizon = horizon; self.season = season }
 }
@@ -45,6 +47,7 @@ public enum Forecasting {
         var configuration = ForecasterConfiguration(season: settings.season, horizon: settings.horizon, seriesNames: data.series.map(\.name),
                                                     covariates: data.covariateNames.count, covariateMeans: means, covariateDeviations: deviations)
         configuration.muLawBinning = settings.muLawBinning
+        configuration.smoothingBins = settings.smoothingBins
         let needed = min(configuration.receptiveField, 8) + settings.horizon
         for (s, series) in data.series.enumerated() where limits[s] < needed {
             throw SeriesError.tooShort(path: data.path, series: series.name, length: limits[s], needed: needed)

@@ -29,6 +29,8 @@ public struct ForecasterConfiguration: Codable, Sendable, Equatable {
     public var headChannels = 64
     public var seriesNames: [String]
     public var embeddingSize = 8
+    /// Standard deviation, in bins, of the Gaussian the training targets are spread over (0: one-hot).
+    public var smoothingBins: Double = 0
     public var covariates: Int
     /// Per-series mean and standard deviation of each user covariate.
     public var covariateMeans: [[Float]]
@@ -205,8 +207,27 @@ public final class ForecastTask: TrainingTask {
 
     public func loss(_ batch: Batch, generator: inout RandomGenerator) -> Variable {
         let logits = model.stack(Variable(batch.input), global: model.seriesTable(batch.series), local: Variable(batch.local))
-        let nll = softmaxCrossEntropy(logits: logits, targets: batch.targets, axis: 1)
-        return sum(nll) * (1 / Float(batch.counted))
+        let width = model.configuration.smoothingBins
+        guard width > 0 else {
+            return sum(softmaxCrossEntropy(logits: logits, targets: batch.targets, axis: 1)) * (1 / Float(batch.counted))
+        }
+        // Cross-entropy against a discretised Gaussian around the target bin (σ = `smoothingBins`): with a
+        // thousand bins and a few hundred observations, neighbouring bins must share evidence.
+        let (b, k, t) = (logits.shape[0], logits.shape[1], logits.shape[2])
+        var soft = [Float](repeating: 0, count: b * k * t)
+        let radius = Int((3 * width).rounded(.up))
+        let weights = (-radius...radius).map { Float(Foundation.exp(-0.5 * Double($0 * $0) / (width * width))) }
+        for row in 0..<b { for position in 0..<t {
+            let target = Int(batch.targets[row * t + position])
+            guard target >= 0 else { continue }
+            var total: Float = 0
+            for (i, offset) in (-radius...radius).enumerated() where (0..<k).contains(target + offset) { total += weights[i] }
+            for (i, offset) in (-radius...radius).enumerated() where (0..<k).contains(target + offset) {
+                soft[(row * k + target + offset) * t + position] = weights[i] / total
+            }
+        } }
+        let logp = logSoftmax(logits, axis: 1)
+        return -sum(logp * Variable(Tensor(shape: [b, k, t], scalars: soft))) * (1 / Float(batch.counted))
     }
 
     public func evaluate(_ batch: Batch) -> [Double] { [] }

@@ -15,6 +15,7 @@ struct SeriesArguments: ParsableArguments {
     @Option(help: "Training steps.") var steps = 600
     @Option(help: "Random seed.") var seed: UInt64 = 1
     @Flag(help: "Bin the scaled values on a mu-law grid instead of a uniform one.") var muLaw = false
+    @Option(help: "Spread training targets over neighbouring bins (Gaussian standard deviation in bins; 0: none).") var smoothing: Double = 0
 
     func load() throws -> (SeriesSet, ForecastSettings) {
         var frequency: Frequency? = nil
@@ -38,6 +39,8 @@ struct SeriesArguments: ParsableArguments {
         settings.steps = steps
         settings.seed = seed
         settings.muLawBinning = muLaw
+        guard smoothing >= 0 else { throw UserError("--smoothing must not be negative") }
+        settings.smoothingBins = smoothing
         let missing = set.series.reduce(0) { $0 + $1.missingCount }
         warn("data: \(set.series.count) series, \(set.series.map(\.count).reduce(0, +)) observations, \(missing) missing (filled forward as input, left out of the loss), frequency \(set.frequency.rawValue), season \(settings.season)")
         return (set, settings)
