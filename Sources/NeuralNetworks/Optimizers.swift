@@ -137,7 +137,7 @@ public final class Adam: Optimizer {
                     if wd != 0 { if decoupled { wi -= lr * wd * wi } else { gi += wd * wi } }
                     let mi = b1 * Vector.load(m + i) + (1 - b1) * gi
                     let vi = b2 * Vector.load(v + i) + (1 - b2) * gi * gi
-                    wi -= lr * (mi / correction1) / ((vi / correction2).squareRoot() + eps)
+                    wi -= lr * (mi / correction1) / (VectorMath.squareRoot(vi / correction2) + eps)
                     mi.store(m + i); vi.store(v + i); wi.store(w + i)
                     i += width
                 }

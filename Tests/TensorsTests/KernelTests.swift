@@ -242,3 +242,20 @@ import Tensors
         #expect(Kernels.unary(function, x).scalars.allSatisfy { $0.isNaN })
     }
 }
+
+@Suite struct VectorSquareRootTests {
+    @Test func matchesLibm() {
+        var rng = RandomGenerator(seed: 15)
+        var values = (0..<4000).map { _ in Float(exp(Double(rng.uniform(-30, 30)))) }
+        values += [0, 1, 4, 1e-30, 3e38]
+        for start in stride(from: 0, to: values.count - 15, by: 16) {
+            var v = Vector()
+            for lane in 0..<16 { v[lane] = values[start + lane] }
+            let r = VectorMath.squareRoot(v)
+            for lane in 0..<16 {
+                let expected = Double(values[start + lane]).squareRoot()
+                #expect(abs(Double(r[lane]) - expected) <= 4e-7 * expected, "√\(values[start + lane]) = \(r[lane])")
+            }
+        }
+    }
+}
