@@ -125,6 +125,29 @@ func allBinaryImages(_ d: Int) -> Tensor {
         #expect(failures.isEmpty, "\(failures)")
     }
 
+    /// The fused NADE op gives the reference composition's logits and gradients.
+    @Test func fusedNADEMatchesReference() {
+        var rng = RandomGenerator(seed: 16)
+        for levels in [2, 4] {
+            var config = configuration("nade", levels: levels)
+            config.hiddenSizes = [21]
+            let model = NADE(config, generator: &rng)
+            let x = Tensor(shape: [5, 9], scalars: (0..<45).map { _ in Float(rng.integer(below: levels)) })
+            let fused = model.conditionalParameters(x), reference = GradientMode.withoutGradients { model.referenceLogits(x).value }
+            #expect(fused.maxAbsoluteDifference(reference) < 1e-5)
+            let weights = rng.normalTensor(fused.shape)
+            sum(model.referenceLogits(x) * Variable(weights)).backward()
+            let expected = model.parameters.map { $0.variable.gradient! }
+            model.zeroGradients()
+            sum(nadeLogits(Kernels.scale(x, by: 1 / Float(levels - 1)), weight: model.w, hiddenBias: model.c, output: model.v, outputBias: model.b)
+                * Variable(weights)).backward()
+            for (p, e) in zip(model.parameters, expected) {
+                #expect(p.variable.gradient!.maxAbsoluteDifference(e) < 1e-4, "\(p.name)")
+            }
+            model.zeroGradients()
+        }
+    }
+
     @Test func madeEnsembleIsLogMeanExp() {
         var rng = RandomGenerator(seed: 7)
         let made = makeImageModel(configuration("made"), generator: &rng) as! MADE
