@@ -11,6 +11,8 @@ struct ImageTrainingOptions: Codable, Equatable {
     var batchSize = 100
     var steps = 2000
     var learningRate: Float = 1e-3
+    /// L2 weight decay added to the gradient by Adam (0: none).
+    var weightDecay: Float = 0
     var evaluateEvery = 250
     var patience: Int? = nil
     var clipNorm: Float? = nil
@@ -143,7 +145,8 @@ func trainImageModel(kind: String, arguments a: ImageTrainingArguments) throws {
     trainer.clipNorm = run.training.clipNorm
     trainer.validationLimit = run.training.validationLimit
     trainer.logEvery = max(1, run.training.evaluateEvery / 5)
-    let training = try Trainer(task: task, optimizer: Adam(learningRate: run.training.learningRate), configuration: trainer, runDirectory: a.out)
+    let training = try Trainer(task: task, optimizer: Adam(learningRate: run.training.learningRate, weightDecay: run.training.weightDecay),
+                               configuration: trainer, runDirectory: a.out)
     if a.resume { try training.resume() }
     Interruption.install()
     training.shouldStop = { Interruption.isRequested }
