@@ -205,12 +205,10 @@ extension GatedPixelCNN {
                             }
                         }
                     }
-                    hOut[layers - 1].withUnsafeBufferPointer { hp in hidden.withUnsafeMutableBufferPointer { out in
-                        var relu = [Float](repeating: 0, count: count * f)
-                        for b in 0..<count { for j in 0..<f { relu[b * f + j] = max(hp[(b * hw + position) * f + j], 0) } }
-                        relu.withUnsafeBufferPointer { rp in
-                            head1.apply(at: 0, 0, map: rp.baseAddress!, rows: count, height: 1, width: 1, out: out.baseAddress!, outStride: f, accumulate: false)
-                        }
+                    // ReLU of the last horizontal layer at this position, into the reused `gated` buffer.
+                    for b in 0..<count { for j in 0..<f { gated[b * f + j] = max(hOut[layers - 1][(b * hw + position) * f + j], 0) } }
+                    gated.withUnsafeBufferPointer { rp in hidden.withUnsafeMutableBufferPointer { out in
+                        head1.apply(at: 0, 0, map: rp.baseAddress!, rows: count, height: 1, width: 1, out: out.baseAddress!, outStride: f, accumulate: false)
                     } }
                     for i in 0..<hidden.count { hidden[i] = max(hidden[i], 0) }
                     hidden.withUnsafeBufferPointer { hp in logits.withUnsafeMutableBufferPointer { lp in
