@@ -18,7 +18,7 @@ import Foundation
 import NeuralNetworks
 import Tensors
 
-public final class GatedPixelCNN: ImageModel {
+public final class GatedPixelCNN: LogitMapImageModel {
     public let configuration: ImageModelConfiguration
     public let verticalConvs: [Conv2D]
     public let horizontalConvs: [Conv2D]
@@ -87,8 +87,6 @@ public final class GatedPixelCNN: ImageModel {
         return list + prefixed("head1", head1.parameters) + prefixed("head2", head2.parameters)
     }
 
-    public var dimensionCount: Int { configuration.dimensions }
-    public var generationOrder: [Int] { rasterChannelOrder(channels: configuration.channels, height: configuration.height, width: configuration.width) }
 
     func classBias(rows: Int) -> Variable? {
         guard let classEmbedding else { return nil }
@@ -97,7 +95,7 @@ public final class GatedPixelCNN: ImageModel {
     }
 
     /// Logits `[N, C·P, H, W]` for flat images `[N, D]`.
-    func logitMaps(_ x: Tensor) -> Variable {
+    public func logitMaps(_ x: Tensor) -> Variable {
         let c = configuration
         let n = x.shape[0]
         let image = Variable(Kernels.scale(x, by: 1 / Float(c.levels - 1)).reshaped([n, c.channels, c.height, c.width]))
@@ -114,17 +112,6 @@ public final class GatedPixelCNN: ImageModel {
         return head2(relu(head1(relu(h))))
     }
 
-    public func conditionalLogProbabilities(_ x: Tensor) -> Variable {
-        ImageModels.conditionalLogProbabilities(maps: logitMaps(x), targets: x, configuration: configuration)
-    }
-
-    public func conditionalParameters(_ x: Tensor) -> Tensor {
-        ImageModels.conditionalParameters(maps: logitMaps(x).value, configuration: configuration)
-    }
-
-    public func sampleDimension(_ d: Int, given x: Tensor, temperature: Float, generator: inout RandomGenerator) -> [Float] {
-        sampleFromLogits(conditionalParameters(x), dimension: d, temperature: temperature, generator: &generator)
-    }
 
     public func makeIncrementalSampler() -> (any IncrementalSampler)? { CachedSampler(model: self) }
 

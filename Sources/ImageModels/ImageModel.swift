@@ -91,6 +91,30 @@ extension ImageModel {
     public func evaluationLogProbability(_ x: Tensor) -> [Double] { logProbability(x).scalars.map(Double.init) }
 }
 
+/// An image model whose conditionals come from logit maps `[N, C·P, H, W]` (PixelCNN, Gated PixelCNN,
+/// PixelRNN), generated in raster order with channels innermost.
+public protocol LogitMapImageModel: ImageModel {
+    /// Logits `[N, C·P, H, W]` for flat images `[N, D]`.
+    func logitMaps(_ x: Tensor) -> Variable
+}
+
+extension LogitMapImageModel {
+    public var dimensionCount: Int { configuration.dimensions }
+    public var generationOrder: [Int] { rasterChannelOrder(channels: configuration.channels, height: configuration.height, width: configuration.width) }
+
+    public func conditionalLogProbabilities(_ x: Tensor) -> Variable {
+        ImageModels.conditionalLogProbabilities(maps: logitMaps(x), targets: x, configuration: configuration)
+    }
+
+    public func conditionalParameters(_ x: Tensor) -> Tensor {
+        ImageModels.conditionalParameters(maps: logitMaps(x).value, configuration: configuration)
+    }
+
+    public func sampleDimension(_ d: Int, given x: Tensor, temperature: Float, generator: inout RandomGenerator) -> [Float] {
+        sampleFromLogits(conditionalParameters(x), dimension: d, temperature: temperature, generator: &generator)
+    }
+}
+
 /// Builds the model a configuration describes.
 public func makeImageModel(_ configuration: ImageModelConfiguration, generator: inout RandomGenerator) -> any ImageModel {
     precondition(configuration.validationError() == nil, "makeImageModel: \(configuration.validationError()!)")

@@ -17,7 +17,7 @@ import Foundation
 import NeuralNetworks
 import Tensors
 
-public final class PixelCNN: ImageModel {
+public final class PixelCNN: LogitMapImageModel {
     public let configuration: ImageModelConfiguration
     public let first: MaskedConv2D
     public let blocks: [MaskedConv2D]
@@ -41,11 +41,9 @@ public final class PixelCNN: ImageModel {
         return list + prefixed("head1", head1.parameters) + prefixed("head2", head2.parameters)
     }
 
-    public var dimensionCount: Int { configuration.dimensions }
-    public var generationOrder: [Int] { rasterChannelOrder(channels: configuration.channels, height: configuration.height, width: configuration.width) }
 
     /// Logits `[N, C·P, H, W]` for flat images `[N, D]`.
-    func logitMaps(_ x: Tensor) -> Variable {
+    public func logitMaps(_ x: Tensor) -> Variable {
         let c = configuration
         let image = Kernels.scale(x, by: 1 / Float(c.levels - 1)).reshaped([x.shape[0], c.channels, c.height, c.width])
         var h = first(Variable(image))
@@ -53,17 +51,6 @@ public final class PixelCNN: ImageModel {
         return head2(relu(head1(relu(h))))
     }
 
-    public func conditionalLogProbabilities(_ x: Tensor) -> Variable {
-        ImageModels.conditionalLogProbabilities(maps: logitMaps(x), targets: x, configuration: configuration)
-    }
-
-    public func conditionalParameters(_ x: Tensor) -> Tensor {
-        ImageModels.conditionalParameters(maps: logitMaps(x).value, configuration: configuration)
-    }
-
-    public func sampleDimension(_ d: Int, given x: Tensor, temperature: Float, generator: inout RandomGenerator) -> [Float] {
-        sampleFromLogits(conditionalParameters(x), dimension: d, temperature: temperature, generator: &generator)
-    }
 
     public func makeIncrementalSampler() -> (any IncrementalSampler)? { CachedSampler(model: self) }
 

@@ -64,7 +64,7 @@ public class PixelRNNBase {
     /// The LSTM part of layer `l` on features `[N, F, H, W]`, giving `[N, F, H, W]`.
     func recurrent(_ layer: Int, _ x: Variable) -> Variable { fatalError("subclass") }
 
-    func logitMaps(_ x: Tensor) -> Variable {
+    public func logitMaps(_ x: Tensor) -> Variable {
         let c = configuration
         let image = Kernels.scale(x, by: 1 / Float(c.levels - 1)).reshaped([x.shape[0], c.channels, c.height, c.width])
         var h = first(Variable(image))
@@ -72,24 +72,11 @@ public class PixelRNNBase {
         return head2(relu(head1(relu(h))))
     }
 
-    public var dimensionCount: Int { configuration.dimensions }
-    public var generationOrder: [Int] { rasterChannelOrder(channels: configuration.channels, height: configuration.height, width: configuration.width) }
 
-    public func conditionalLogProbabilities(_ x: Tensor) -> Variable {
-        ImageModels.conditionalLogProbabilities(maps: logitMaps(x), targets: x, configuration: configuration)
-    }
-
-    public func conditionalParameters(_ x: Tensor) -> Tensor {
-        ImageModels.conditionalParameters(maps: logitMaps(x).value, configuration: configuration)
-    }
-
-    public func sampleDimension(_ d: Int, given x: Tensor, temperature: Float, generator: inout RandomGenerator) -> [Float] {
-        sampleFromLogits(conditionalParameters(x), dimension: d, temperature: temperature, generator: &generator)
-    }
 }
 
 /// Row LSTM (PixelRNN §3.1).
-public final class RowLSTM: PixelRNNBase, ImageModel {
+public final class RowLSTM: PixelRNNBase, LogitMapImageModel {
     public let inputToState: [Conv2D]
     public let stateToState: [Conv2D]
 
@@ -132,7 +119,7 @@ public final class RowLSTM: PixelRNNBase, ImageModel {
 }
 
 /// Diagonal BiLSTM (PixelRNN §3.2).
-public final class DiagonalBiLSTM: PixelRNNBase, ImageModel {
+public final class DiagonalBiLSTM: PixelRNNBase, LogitMapImageModel {
     /// 1×1 type B, both directions' gates stacked: 8F outputs, each F-block with the feature groups.
     public let inputToState: [Conv2D]
     /// Per layer and direction: kernel 2 down the column (rows i − 1 and i of the previous column).
