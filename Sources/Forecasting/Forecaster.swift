@@ -15,8 +15,11 @@ import Tensors
 /// Everything that defines a forecaster; stored in its checkpoint.
 public struct ForecasterConfiguration: Codable, Sendable, Equatable {
     public var bins = 1024
-    /// Scaled values are binned on [−range, range]; values beyond fall in the edge bins.
+    /// Scaled values are binned on [−range, range] (or on [lower, upper] when both are set, see
+    /// `fitBinRange`); values beyond fall in the open edge bins.
     public var range: Float = 10
+    public var lower: Float? = nil
+    public var upper: Float? = nil
     public var muLawBinning = false
     public var mu: Float = 255
     public var season: Int
@@ -71,16 +74,42 @@ public struct ForecasterConfiguration: Codable, Sendable, Equatable {
             let c = min(abs(z) / range, 1)
             u = ((z < 0 ? -1 : 1) * Foundation.log1p(mu * c) / Foundation.log1p(mu) + 1) / 2
         } else {
-            u = (z / range + 1) / 2
+            let (a, b) = uniformBounds
+            u = (z - a) / (b - a)
         }
-        return min(bins - 1, max(0, Int(u * Float(bins))))
+        // NaN and infinities land in an edge bin instead of trapping.
+        let k = (u * Float(bins)).rounded(.down)
+        return k >= Float(bins - 1) ? bins - 1 : (k >= 1 ? Int(k) : 0)
     }
 
     /// The scaled value a bin stands for (its centre).
     @inlinable public func value(ofBin k: Int) -> Float {
         let u = (Float(k) + 0.5) / Float(bins) * 2 - 1
         if muLawBinning { return (u < 0 ? -1 : 1) * range * (Foundation.pow(1 + mu, abs(u)) - 1) / mu }
-        return u * range
+        let (a, b) = uniformBounds
+        return a + (u + 1) / 2 * (b - a)
+    }
+
+    /// The interval the uniform bins cover.
+    @inlinable public var uniformBounds: (Float, Float) {
+        if let lower, let upper, upper > lower { return (lower, upper) }
+        return (-range, range)
+    }
+
+    /// Fits the bin interval to scaled training values: their span widened by `margin` of itself on each side
+    /// (so that forecasts can leave the range seen in training). Mu-law binning keeps its
+    /// symmetric range, set to the largest magnitude widened the same way.
+    public mutating func fitBinRange(to values: [Float], margin: Float = 0.5) {
+        let finite = values.filter(\.isFinite)
+        guard let low = finite.min(), let high = finite.max() else { return }
+        let (a, b) = (low, high)
+        let spread = max(b - a, 1e-3)
+        if muLawBinning {
+            range = max(abs(a), abs(b)) + margin * spread
+        } else {
+            lower = a - margin * spread
+            upper = b + margin * spread
+        }
     }
 }
 
@@ -135,8 +164,10 @@ public final class Forecaster: ParameterContainer {
     }
 }
 
-/// Training on random windows of all series (receptive field + `window` steps; the first receptive
-/// field positions only warm up, missing targets do not count).
+/// Training examples laid out exactly like forecasts: an origin, the receptive field before it as context
+/// (its mean absolute value is the window's scale), and the `window` steps from the origin as targets
+/// (teacher-forced; missing targets do not count). Every origin of every series is an example, so each
+/// value is seen under several scales.
 public final class ForecastTask: TrainingTask {
     public let model: Forecaster
     public let data: SeriesSet
@@ -144,27 +175,44 @@ public final class ForecastTask: TrainingTask {
     public let batchSize: Int
     /// Positions each series may be trained on (0..<limit), e.g. up to a backtest origin.
     public let limits: [Int]
-    let starts: [(series: Int, start: Int)]
+    let origins: [(series: Int, origin: Int)]
+
+    /// The shortest context an origin may have (the forecaster refuses shorter histories).
+    public static func minimumContext(field: Int) -> Int { min(field, 8) }
 
     public init(model: Forecaster, data: SeriesSet, window: Int, batchSize: Int, limits: [Int]? = nil) {
         self.model = model; self.data = data; self.window = window; self.batchSize = batchSize
         let limits = limits ?? data.series.map(\.count)
         self.limits = limits
-        let length = model.configuration.receptiveField + window
-        var starts: [(Int, Int)] = []
+        origins = Self.origins(limits: limits, field: model.configuration.receptiveField)
+    }
+
+    static func origins(limits: [Int], field: Int) -> [(series: Int, origin: Int)] {
+        var origins: [(series: Int, origin: Int)] = []
         for (s, limit) in limits.enumerated() {
-            // Short series train on what they have, with the window's start clamped at 0.
-            if limit < 2 { continue }
-            for start in stride(from: min(0, limit - length), through: max(0, limit - length), by: 1) { starts.append((s, start)) }
+            let first = Self.minimumContext(field: field)
+            if limit <= first { continue }
+            for origin in first..<limit { origins.append((s, origin)) }
         }
-        self.starts = starts.map { (series: $0.0, start: $0.1) }
+        return origins
+    }
+
+    /// Every training target divided by its context's scale, as `makeBatch` bins them.
+    public static func scaledTargets(data: SeriesSet, limits: [Int], field: Int, window: Int) -> [Float] {
+        var values: [Float] = []
+        for (s, origin) in origins(limits: limits, field: field) {
+            let ts = data.series[s]
+            let scale = Forecaster.scale(ts.values[max(0, origin - field)..<origin])
+            for p in origin..<min(origin + window, limits[s]) where !ts.values[p].isNaN { values.append(ts.values[p] / scale) }
+        }
+        return values
     }
 
     public var parameters: [NamedParameter] { model.parameters }
     public var dimensionsPerExample: Int { window }
     public var configurationJSON: String { canonicalJSON(model.configuration) }
     public var checkpointMetadata: [String: String] { ["seriatim.model": "forecaster"] }
-    public func exampleCount(_ split: DataSplit) -> Int { split == .train ? max(starts.count, batchSize) : 0 }
+    public func exampleCount(_ split: DataSplit) -> Int { split == .train ? max(origins.count, batchSize) : 0 }
 
     public struct Batch {
         var input: Tensor, local: Tensor, targets: [Int32], series: [Int], counted: Int
@@ -176,26 +224,26 @@ public final class ForecastTask: TrainingTask {
         let length = field + window
         var input = [Float](repeating: 0, count: indices.count * 2 * length)
         var local = [Float](repeating: 0, count: indices.count * c.localChannels * length)
-        var targets = [Int32](repeating: -1, count: indices.count * length)
+        var targets = [Int32](repeating: -1, count: indices.count * window)
         var series: [Int] = []
         var counted = 0
         for (row, _) in indices.enumerated() {
-            let (s, start) = starts[generator.integer(below: starts.count)]
+            let (s, origin) = origins[generator.integer(below: origins.count)]
             let ts = data.series[s]
             let filled = ts.filled
-            let first = max(0, start)
-            let contextEnd = min(limits[s], first + field)
-            let scale = Forecaster.scale(ts.values[first..<max(first + 1, contextEnd)])
+            let start = origin - field
+            let context = max(0, start)..<origin
+            let scale = Forecaster.scale(ts.values[context])
             series.append(s)
-            let features = model.localFeatures(series: ts, index: s, positions: start..<(start + length), scale: scale, context: first..<max(first + 1, contextEnd))
+            let features = model.localFeatures(series: ts, index: s, positions: start..<(start + length), scale: scale, context: context)
             for t in 0..<length {
                 let p = start + t
                 guard p >= 0, p < limits[s] else { continue }
                 input[(row * 2) * length + t] = filled[p] / scale
                 input[(row * 2 + 1) * length + t] = ts.values[p].isNaN ? 1 : 0
                 for (k, f) in features.enumerated() { local[(row * c.localChannels + k) * length + t] = f[t] }
-                if t >= min(field, length / 2), !ts.values[p].isNaN {
-                    targets[row * length + t] = Int32(c.bin(ts.values[p] / scale))
+                if p >= origin, !ts.values[p].isNaN {
+                    targets[row * window + t - field] = Int32(c.bin(ts.values[p] / scale))
                     counted += 1
                 }
             }
@@ -206,7 +254,9 @@ public final class ForecastTask: TrainingTask {
     }
 
     public func loss(_ batch: Batch, generator: inout RandomGenerator) -> Variable {
-        let logits = model.stack(Variable(batch.input), global: model.seriesTable(batch.series), local: Variable(batch.local))
+        // Only the positions from the origin on are scored, so the 1×1 head runs on those alone.
+        let logits = model.stack(Variable(batch.input), global: model.seriesTable(batch.series), local: Variable(batch.local),
+                                 from: model.configuration.receptiveField)
         let width = model.configuration.smoothingBins
         guard width > 0 else {
             return sum(softmaxCrossEntropy(logits: logits, targets: batch.targets, axis: 1)) * (1 / Float(batch.counted))
@@ -326,5 +376,38 @@ extension Forecaster {
         let e = output.map { Foundation.exp($0 - m) }
         let total = e.reduce(0, +)
         return (e.map { $0 / total }, (0..<c.bins).map { c.value(ofBin: $0) * scale })
+    }
+}
+
+/// Forecasters trained alike from different seeds; their sample paths are pooled (a mixture with equal weights),
+/// which widens the otherwise over-confident intervals of one network trained on a short series.
+public struct ForecastEnsemble {
+    public let members: [Forecaster]
+
+    public init(_ members: [Forecaster]) {
+        precondition(!members.isEmpty, "an ensemble needs a member")
+        self.members = members
+    }
+
+    public var configuration: ForecasterConfiguration { members[0].configuration }
+
+    /// `paths` sample paths, split as evenly as possible over the members.
+    public func forecast(series ts: TimeSeries, index s: Int, origin: Int, horizon: Int, paths: Int,
+                         temperature: Float = 1, generator: inout RandomGenerator) -> ForecastPaths {
+        var pooled: [[Float]] = []
+        for (k, member) in members.enumerated() {
+            let share = paths / members.count + (k < paths % members.count ? 1 : 0)
+            guard share > 0 else { continue }
+            pooled += member.forecast(series: ts, index: s, origin: origin, horizon: horizon, paths: share,
+                                      temperature: temperature, generator: &generator).paths
+        }
+        return ForecastPaths(paths: pooled)
+    }
+
+    /// The members' one-step bin probabilities, averaged.
+    public func nextStepProbabilities(series ts: TimeSeries, index s: Int, origin: Int) -> (probabilities: [Float], binValues: [Float]) {
+        let each = members.map { $0.nextStepProbabilities(series: ts, index: s, origin: origin) }
+        let mean = (0..<each[0].probabilities.count).map { i in each.reduce(0) { $0 + $1.probabilities[i] } / Float(each.count) }
+        return (mean, each[0].binValues)
     }
 }

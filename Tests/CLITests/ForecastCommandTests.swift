@@ -40,6 +40,12 @@ import Testing
         let again = try Tool.run(["forecast", "--data", data, "--horizon", "6", "--out", directory + "/g.csv", "--checkpoint", directory + "/f.csv.run",
                                   "--samples", "10"])
         #expect(again.status == 0, "\(again.error)")
+        #expect(try String(contentsOfFile: directory + "/g.csv", encoding: .utf8).split(separator: "\n").count == 1 + 2 * 6)
+        // The default ensemble of three forecasters, one run directory each; one member alone also loads.
+        #expect((1...3).allSatisfy { FileManager.default.fileExists(atPath: directory + "/f.csv.run/member-\($0)/latest.safetensors") })
+        let one = try Tool.run(["forecast", "--data", data, "--horizon", "6", "--out", directory + "/h.csv",
+                                "--checkpoint", directory + "/f.csv.run/member-2/latest.safetensors", "--samples", "10"])
+        #expect(one.status == 0, "\(one.error)")
     }
 
     @Test func backtestJSON() throws {

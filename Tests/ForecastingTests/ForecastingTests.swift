@@ -82,6 +82,24 @@ func temporaryDirectory() -> String {
 }
 
 @Suite struct ForecasterTests {
+    /// Fitted bins span the scaled training values with a margin, and every value maps back to within one bin.
+    @Test func binsFitTheScaledValues() {
+        var c = ForecasterConfiguration(season: 1, horizon: 1, seriesNames: ["s"], covariates: 0, covariateMeans: [[]], covariateDeviations: [[]])
+        let values: [Float] = (0..<200).map { 0.97 + 0.06 * Float($0) / 199 }
+        c.fitBinRange(to: values + [.nan])
+        let (low, high) = c.uniformBounds
+        #expect(abs(low - 0.94) < 1e-4 && abs(high - 1.06) < 1e-4, "\(low)…\(high)")
+        let width = (high - low) / Float(c.bins)
+        for v in values { #expect(abs(c.value(ofBin: c.bin(v)) - v) <= width / 2 + 1e-6) }
+        // Open edge bins: values beyond the range, infinities and NaN land in the first or last bin.
+        #expect(c.bin(-5) == 0 && c.bin(5) == c.bins - 1 && c.bin(.infinity) == c.bins - 1 && c.bin(-.infinity) == 0)
+        #expect((0..<c.bins).contains(c.bin(.nan)))
+        // Training targets are scaled by the mean |value| of the receptive field before their origin.
+        let set = try! SeriesSet.read(temporaryFile("ramp.csv", "t,v\n" + (1...20).map { "\($0),\($0)" }.joined(separator: "\n")))
+        let scaled = ForecastTask.scaledTargets(data: set, limits: [20], field: 4, window: 1)
+        #expect(scaled.count == 16 && abs(scaled[0] - 5 / 2.5) < 1e-6 && abs(scaled[15] - 20 / 17.5) < 1e-6, "\(scaled)")
+    }
+
     /// A covariate that equals the value being predicted makes the forecast exact (up to the bin width):
     /// covariates and targets are aligned.
     @Test func alignedCovariateGivesExactForecasts() throws {
@@ -96,6 +114,9 @@ func temporaryDirectory() -> String {
         var settings = ForecastSettings(horizon: 5, season: 1)
         settings.steps = 1200
         settings.samples = 20
+        settings.ensemble = 1
+        settings.smoothingBins = 0  // one-hot targets: the exactness asked for here is the bin width
+        settings.window = 32
         let model = try Forecasting.train(data, settings: settings, limits: [290], runDirectory: temporaryDirectory(),
                                           progress: ProgressDisplay(mode: .silent))
         let paths = model.forecast(series: data.series[0], index: 0, origin: 290, horizon: 5, paths: 20, generator: &rng)

@@ -14,8 +14,12 @@ struct SeriesArguments: ParsableArguments {
     @Option(help: "Sample paths per forecast.") var samples = 100
     @Option(help: "Training steps.") var steps = 600
     @Option(help: "Random seed.") var seed: UInt64 = 1
+    @Option(help: "Steps scored after each training origin (default: the horizon).") var window: Int?
+    @Option(help: "Forecasters trained from different seeds whose sample paths are pooled.") var ensemble = 3
     @Flag(help: "Bin the scaled values on a mu-law grid instead of a uniform one.") var muLaw = false
-    @Option(help: "Spread training targets over neighbouring bins (Gaussian standard deviation in bins; 0: none).") var smoothing: Double = 0
+    @Option(help: "Bin scaled values on [-R, R] (default: auto, the span of the scaled training values widened by half on each side).")
+    var binRange: String = "auto"
+    @Option(help: "Spread training targets over neighbouring bins (Gaussian standard deviation in bins; 0: none).") var smoothing: Double = 8
 
     func load() throws -> (SeriesSet, ForecastSettings) {
         var frequency: Frequency? = nil
@@ -38,9 +42,17 @@ struct SeriesArguments: ParsableArguments {
         settings.samples = samples
         settings.steps = steps
         settings.seed = seed
+        guard (window ?? 1) >= 1 else { throw UserError("--window must be at least 1") }
+        settings.window = window
+        guard ensemble >= 1 else { throw UserError("--ensemble must be at least 1") }
+        settings.ensemble = ensemble
         settings.muLawBinning = muLaw
         guard smoothing >= 0 else { throw UserError("--smoothing must not be negative") }
         settings.smoothingBins = smoothing
+        if binRange != "auto" {
+            guard let r = Float(binRange), r > 0 else { throw UserError("--bin-range must be 'auto' or a positive number, e.g. 10") }
+            settings.binRange = r
+        }
         let missing = set.series.reduce(0) { $0 + $1.missingCount }
         warn("data: \(set.series.count) series, \(set.series.map(\.count).reduce(0, +)) observations, \(missing) missing (filled forward as input, left out of the loss), frequency \(set.frequency.rawValue), season \(settings.season)")
         return (set, settings)
@@ -58,9 +70,9 @@ struct Forecast: ParsableCommand {
 
     func run() throws {
         let (data, settings) = try arguments.load()
-        let model: Forecaster
+        let model: ForecastEnsemble
         if let checkpoint {
-            do { model = try Forecasting.load(try checkpointFile(checkpoint)) } catch let error as UserError { throw error } catch { throw UserError("\(error)") }
+            do { model = try Forecasting.loadEnsemble(checkpoint, checkpointFile: checkpointFile) } catch let error as UserError { throw error } catch { throw UserError("\(error)") }
             guard model.configuration.seriesNames == data.series.map(\.name) else {
                 throw UserError("the checkpoint was trained on series \(model.configuration.seriesNames), the data has \(data.series.map(\.name)); train anew")
             }
