@@ -38,4 +38,7 @@ done
   echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   printf '%s\n' "${rows[@]}"
 } > results/forecast.md
+# The README's forecast plot: AirPassengers, 24 months ahead of the end of the data.
+"$S" forecast --data Data/series/AirPassengers.csv --horizon 24 --out results/forecast/AirPassengers-forecast.csv \
+    --plot results/forecast-AirPassengers.svg --run runs/forecast-AirPassengers > /dev/null 2>&1
 cat results/forecast.md
