@@ -19,13 +19,16 @@ public struct MaskedMLPConfiguration: Codable, Sendable, Equatable {
     public var seed: UInt64
     /// Inputs are multiplied by this before the first layer (1/(K − 1) maps levels to [0, 1]).
     public var inputScale: Float
+    /// Add a masked linear path straight from the inputs to the outputs (strict mask, no bias), as
+    /// the MADE authors' code offers: an FVSBN beside the hidden layers.
+    public var directConnection: Bool
 
     public init(dimensions: Int, hiddenSizes: [Int], classes: Int = 2, maskSets: Int = 1, ordering: Ordering = .natural,
                 orderAgnostic: Bool = false, hiddenDegrees: HiddenDegrees = .deterministic, seed: UInt64 = 0,
-                inputScale: Float = 1) {
+                inputScale: Float = 1, directConnection: Bool = false) {
         self.dimensions = dimensions; self.hiddenSizes = hiddenSizes; self.classes = classes; self.maskSets = maskSets
         self.ordering = ordering; self.orderAgnostic = orderAgnostic; self.hiddenDegrees = hiddenDegrees; self.seed = seed
-        self.inputScale = inputScale
+        self.inputScale = inputScale; self.directConnection = directConnection
     }
 
     /// Output units per dimension.
@@ -40,6 +43,8 @@ public final class MaskedMLP: AutoregressiveModel {
     public let maskSets: [MaskSet]
     public let orders: [[Int]]
     public let layers: [MaskedLinear]
+    /// The input-to-output path when `directConnection` (initialised to zero).
+    public let direct: MaskedLinear?
     /// The mask set used by the forward pass.
     public var activeMaskSet = 0
 
@@ -67,10 +72,20 @@ public final class MaskedMLP: AutoregressiveModel {
         layers = (0..<(sizes.count - 1)).map { l in
             MaskedLinear(inputs: sizes[l], outputs: sizes[l + 1], masks: sets.map { $0.masks[l] }, generator: &generator)
         }
+        if configuration.directConnection && !configuration.hiddenSizes.isEmpty {
+            let path = MaskedLinear(inputs: sizes[0], outputs: sizes.last!, masks: sets.map {
+                MaskSet.mask(outputDegrees: $0.degrees.last!, inputDegrees: $0.degrees[0], strict: true)
+            }, bias: false, generator: &generator)
+            path.weight.value = .zeros(path.weight.shape)
+            direct = path
+        } else {
+            direct = nil
+        }
     }
 
     public var parameters: [NamedParameter] {
         layers.enumerated().flatMap { prefixed("layer\($0.offset)", $0.element.parameters) }
+            + (direct.map { prefixed("direct", $0.parameters) } ?? [])
     }
 
     public var dimensionCount: Int { configuration.dimensions }
@@ -79,11 +94,13 @@ public final class MaskedMLP: AutoregressiveModel {
     /// The output logits `[N, D·P]` (dimension-major) for inputs `[N, D]`.
     public func logits(_ x: Variable, maskSet: Int? = nil) -> Variable {
         let set = maskSet ?? activeMaskSet
-        var h = configuration.inputScale == 1 ? x : x * configuration.inputScale
+        let input = configuration.inputScale == 1 ? x : x * configuration.inputScale
+        var h = input
         for (l, layer) in layers.enumerated() {
             h = layer(h, maskSet: set)
             if l < layers.count - 1 { h = relu(h) }
         }
+        if let direct { h = h + direct(input, maskSet: set) }
         return h
     }
 

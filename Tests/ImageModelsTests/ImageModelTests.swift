@@ -19,6 +19,12 @@ func configuration(_ kind: String, channels: Int = 1, size: Int = 3, levels: Int
     return c
 }
 
+/// MADE's direct input-to-output path starts at zero; give it random weights so the tests see it.
+func randomiseDirectPath(_ model: any ImageModel, _ rng: inout RandomGenerator) {
+    guard let direct = (model as? MADE)?.network.direct else { return }
+    direct.weight.value = Tensor(shape: direct.weight.shape, scalars: (0..<direct.weight.value.count).map { _ in rng.normal() })
+}
+
 func allBinaryImages(_ d: Int) -> Tensor {
     Tensor(shape: [1 << d, d], scalars: (0..<(1 << d)).flatMap { code in (0..<d).map { Float((code >> $0) & 1) } })
 }
@@ -43,6 +49,8 @@ func allBinaryImages(_ d: Int) -> Tensor {
     func autoregressiveProperty(testCase: Case) {
         var rng = RandomGenerator(seed: 1)
         let model = makeImageModel(configuration(testCase.kind, channels: testCase.channels, levels: testCase.levels), generator: &rng)
+        randomiseDirectPath(model, &rng)
+        #expect(testCase.kind != "made" || (model as? MADE)?.network.direct != nil)
         let sets = (model as? MADE)?.network.maskSets.count ?? 1
         let d = model.dimensionCount
         for set in 0..<sets {
@@ -59,6 +67,7 @@ func allBinaryImages(_ d: Int) -> Tensor {
     func normalised(kind: String) {
         var rng = RandomGenerator(seed: 2)
         let model = makeImageModel(configuration(kind), generator: &rng)
+        randomiseDirectPath(model, &rng)
         let total = model.logProbability(allBinaryImages(9)).scalars.reduce(0.0) { $0 + exp(Double($1)) }
         #expect(abs(total - 1) < 1e-4, "\(kind): Σp = \(total)")
     }
@@ -74,6 +83,7 @@ func allBinaryImages(_ d: Int) -> Tensor {
         if testCase.kind == "made" { config.hiddenSizes = [20]; config.maskSets = 1; config.orderAgnostic = false }
         if testCase.kind == "gated-pixelcnn" { config.conditionalClasses = 3 }
         let model = makeImageModel(config, generator: &rng)
+        randomiseDirectPath(model, &rng)
         (model as? GatedPixelCNN)?.classes = [2]
         let fast = model.makeIncrementalSampler()
         #expect(fast != nil)
@@ -265,5 +275,20 @@ func allBinaryImages(_ d: Int) -> Tensor {
         #expect(changes(5 * 8 + 0, 5 * 8 + 3))   // same row, to the left
         #expect(!changes(5 * 8 + 4, 5 * 8 + 3))  // same row, to the right
         #expect(!changes(5 * 8 + 3, 5 * 8 + 3))  // itself
+    }
+}
+
+@Suite struct ImageConfigurationTests {
+    /// MADE checkpoints written before the direct path existed decode without it; new configurations have it.
+    @Test func directConnectionDefaults() throws {
+        let old = #"{"kind":"made","channels":1,"height":2,"width":2,"levels":2,"hiddenSizes":[8]}"#
+        let decoded = try JSONDecoder().decode(ImageModelConfiguration.self, from: Data(old.utf8))
+        #expect(decoded.directConnection == false)
+        var rng = RandomGenerator(seed: 1)
+        #expect((makeImageModel(decoded, generator: &rng) as? MADE)?.network.direct == nil)
+        let fresh = ImageModelConfiguration(kind: "made", channels: 1, height: 2, width: 2, levels: 2)
+        #expect(fresh.directConnection)
+        let roundTrip = try JSONDecoder().decode(ImageModelConfiguration.self, from: JSONEncoder().encode(fresh))
+        #expect(roundTrip == fresh)
     }
 }
