@@ -212,7 +212,7 @@ public func permute(_ x: Variable, _ axes: [Int]) -> Variable {
 /// The sub-range `range` of `axis`.
 public func slice(_ x: Variable, axis: Int, range: Range<Int>) -> Variable {
     Variable(Kernels.slice(x.value, axis: axis, range: range), parents: [x]) { gradient in
-        x.accumulate(Kernels.sliceBackward(gradient, shape: x.shape, axis: axis, range: range))
+        x.accumulate(gradient, axis: axis, range: range)
     }
 }
 

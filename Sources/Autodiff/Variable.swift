@@ -69,6 +69,14 @@ public final class Variable {
         }
     }
 
+    /// Adds `contribution` to the sub-range `range` of `axis` of the gradient, allocating the full
+    /// gradient once: slicing a big tensor into many pieces costs the pieces, not pieces × tensor.
+    public func accumulate(_ contribution: Tensor, axis: Int, range: Range<Int>) {
+        guard requiresGradient else { return }
+        if gradient == nil { gradient = .zeros(value.shape) }
+        Kernels.accumulateSlice(&gradient!, contribution, axis: axis, range: range)
+    }
+
     /// Reverse-mode differentiation from this scalar: every leaf that requires a gradient
     /// receives ∂self/∂leaf added to its `gradient`. The graph is released on the way.
     public func backward() {

@@ -150,15 +150,17 @@ public final class DiagonalBiLSTM: PixelRNNBase, LogitMapImageModel {
     /// from the previous column's cells at rows i − 1 and i; returns the skewed hidden map `[N, F, H, W′]`.
     func scan(_ gates: Variable, state: Conv1D) -> Variable {
         let (n, f4, height, width) = (gates.shape[0], gates.shape[1], gates.shape[2], gates.shape[3])
+        // Columns first, so that each column is one contiguous block to slice and to stack.
+        let byColumn = permute(gates, [3, 0, 1, 2])  // [W′, N, 4F, H]
         var columns: [Variable] = []
         var hidden: Variable? = nil, cell: Variable? = nil
         for j in 0..<width {
-            var g = reshape(slice(gates, axis: 3, range: j..<(j + 1)), [n, f4, height])
+            var g = reshape(slice(byColumn, axis: 0, range: j..<(j + 1)), [n, f4, height])
             if let hidden { g = g + state(hidden) }
             (hidden, cell) = lstmCell(gates: g, cell: cell)
-            columns.append(reshape(hidden!, [n, f4 / 4, height, 1]))
+            columns.append(reshape(hidden!, [1, n, f4 / 4, height]))
         }
-        return concatenate(columns, axis: 3)
+        return permute(concatenate(columns, axis: 0), [1, 2, 3, 0])
     }
 
     override func recurrent(_ layer: Int, _ x: Variable) -> Variable {

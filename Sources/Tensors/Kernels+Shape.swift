@@ -39,8 +39,16 @@ extension Kernels {
         let block = range.count * inner, source = x.shape[axis] * inner
         return Tensor(shape: shape) { out in
             x.withUnsafeBufferPointer { xp in
-                for o in 0..<outer {
-                    (out.baseAddress! + o * block).update(from: xp.baseAddress! + o * source + range.lowerBound * inner, count: block)
+                if block < 16 {
+                    // Short blocks (e.g. one column): a plain loop beats a memmove call per block.
+                    for o in 0..<outer {
+                        let src = xp.baseAddress! + o * source + range.lowerBound * inner, dst = out.baseAddress! + o * block
+                        for i in 0..<block { dst[i] = src[i] }
+                    }
+                } else {
+                    for o in 0..<outer {
+                        (out.baseAddress! + o * block).update(from: xp.baseAddress! + o * source + range.lowerBound * inner, count: block)
+                    }
                 }
             }
         }
@@ -60,6 +68,24 @@ extension Kernels {
             }
         }
         return result
+    }
+
+    /// Adds `gradient` (the shape of `y` with `axis` cut to `range`) into that sub-range of `y`: the
+    /// in-place form of `sliceBackward` + `accumulate`, touching only the slice.
+    public static func accumulateSlice(_ y: inout Tensor, _ gradient: Tensor, axis: Int, range: Range<Int>) {
+        let shape = y.shape
+        let outer = shape[..<axis].reduce(1, *)
+        let inner = shape[(axis + 1)...].reduce(1, *)
+        let block = range.count * inner, target = shape[axis] * inner
+        precondition(gradient.count == outer * block, "accumulateSlice: \(gradient.shape) does not fit \(range) of axis \(axis) of \(shape)")
+        y.withUnsafeMutableBufferPointer { yp in
+            gradient.withUnsafeBufferPointer { gp in
+                for o in 0..<outer {
+                    let dst = yp.baseAddress! + o * target + range.lowerBound * inner, src = gp.baseAddress! + o * block
+                    for i in 0..<block { dst[i] += src[i] }
+                }
+            }
+        }
     }
 
     /// Joins tensors along `axis` (all other extents equal).
