@@ -31,6 +31,14 @@ for m in "${models[@]}"; do
     $S train "$kind" --data mnist --out "$run" --steps "${steps[$m]}" "${extra[@]}" --json > "$run.train.json" 2> "$run.log" || { echo "$m failed, see $run.log"; continue; }
     seconds=$(( $(date +%s) - start ))
     $S evaluate --checkpoint "$run" --json > "results/images-$m.json"
+    # The learning curve: validation NLL (on the run's validation subset) at each evaluation.
+    python3 - "$run/metrics.jsonl" > "results/images-$m-curve.tsv" <<'PY'
+import json, sys
+print("step\telapsed_s\ttrain_loss_nats\tvalidation_nats")
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if "validation_nats" in r: print(f"{r['step']}\t{r['elapsed_s']:.0f}\t{r['train_loss']:.2f}\t{r['validation_nats']:.2f}")
+PY
     python3 - "$m" "${label[$m]}" "${paper[$m]}" "$seconds" "${steps[$m]}" "$machine" <<'PY' >> results/images-rows.md
 import json, sys
 m, label, paper, seconds, steps, machine = sys.argv[1:]

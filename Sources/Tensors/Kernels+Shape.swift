@@ -5,6 +5,26 @@ extension Kernels {
     public static func permute(_ x: Tensor, _ axes: [Int]) -> Tensor {
         precondition(axes.sorted() == Array(0..<x.rank), "permute: \(axes) is not a permutation of the axes of \(x.shape)")
         let shape = axes.map { x.shape[$0] }
+        // A rotation of the axes (e.g. [3, 0, 1, 2]) is one 2-D transpose [A, B] → [B, A]; swapping the last
+        // two axes is a batch of them. Both go through the blocked transpose.
+        let r = x.rank
+        if r >= 2, let k = (1..<r).first(where: { k in axes == Array(k..<r) + Array(0..<k) }) {
+            let a = x.shape[..<k].reduce(1, *), b = x.shape[k...].reduce(1, *)
+            return Tensor(shape: shape) { out in
+                x.withUnsafeBufferPointer { xp in transpose2D(xp.baseAddress!, rows: a, columns: b, into: out.baseAddress!) }
+            }
+        }
+        if r >= 3, axes == Array(0..<(r - 2)) + [r - 1, r - 2] {
+            let (rows, columns) = (x.shape[r - 2], x.shape[r - 1])
+            let batch = x.count / max(rows * columns, 1)
+            return Tensor(shape: shape) { out in
+                x.withUnsafeBufferPointer { xp in
+                    for i in 0..<batch {
+                        transpose2D(xp.baseAddress! + i * rows * columns, rows: rows, columns: columns, into: out.baseAddress! + i * rows * columns)
+                    }
+                }
+            }
+        }
         let inStrides = Tensor.strides(of: x.shape)
         let strides = axes.map { inStrides[$0] }
         let zero = [Int](repeating: 0, count: shape.count)
@@ -18,6 +38,26 @@ extension Kernels {
                     for j in 0..<inner { orow[j] = xv[offset + j * step] }
                 }
             }
+        }
+    }
+
+    /// `out[j, i] = x[i, j]` for an `[rows, columns]` matrix, in 32×32 tiles (split over the cores when large).
+    static func transpose2D(_ x: UnsafePointer<Float>, rows: Int, columns: Int, into out: UnsafeMutablePointer<Float>) {
+        let tile = 32
+        let tileRows = (rows + tile - 1) / tile
+        let body = { (band: Int) in
+            let i0 = band * tile, i1 = min(i0 + tile, rows)
+            var j0 = 0
+            while j0 < columns {
+                let j1 = min(j0 + tile, columns)
+                for i in i0..<i1 { for j in j0..<j1 { out[j * rows + i] = x[i * columns + j] } }
+                j0 = j1
+            }
+        }
+        if rows * columns >= 1 << 18 {
+            Parallel.forEach(tileRows) { body($0) }
+        } else {
+            for band in 0..<tileRows { body(band) }
         }
     }
 

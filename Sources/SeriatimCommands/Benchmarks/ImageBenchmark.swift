@@ -15,6 +15,7 @@ struct MADEBenchmark: ParsableCommand {
     func run() throws {
         var config = ImageModelConfiguration(kind: "made", channels: 1, height: 28, width: 28, levels: 2)
         config.hiddenSizes = [500, 500]
+        config.directConnection = false  // the architecture the PyTorch figure is for
         var rng = RandomGenerator(seed: 1)
         let model = makeImageModel(config, generator: &rng)
         let data = ImageSet(images: Tensor(shape: [1000, 1, 28, 28], scalars: (0..<784_000).map { _ in rng.bernoulli(0.2) }),
