@@ -45,24 +45,24 @@ public enum Forecasting {
     }
 
     /// Trains `settings.ensemble` forecasters (seeds `seed`, `seed + 1`, …) on each series up to `limits` (default: all
-    /// of it); with more than one, member k goes to `runDirectory/member-k`.
+    /// of it); with more than one, member k goes to `runDirectory/member-k`. The members share one configuration.
     public static func train(_ data: SeriesSet, settings: ForecastSettings, limits: [Int]? = nil, runDirectory: String,
                              progress: ProgressDisplay = ProgressDisplay()) throws -> ForecastEnsemble {
+        let limits = limits ?? data.series.map(\.count)
+        let configuration = try configure(data, settings: settings, limits: limits)
         let count = max(1, settings.ensemble)
         var members: [Forecaster] = []
         for k in 0..<count {
-            var member = settings
-            member.seed = settings.seed &+ UInt64(k)
             let directory = count == 1 ? runDirectory : (runDirectory as NSString).appendingPathComponent("member-\(k + 1)")
-            members.append(try trainMember(data, settings: member, limits: limits, runDirectory: directory, progress: progress))
+            members.append(try trainMember(data, configuration: configuration, settings: settings, seed: settings.seed &+ UInt64(k),
+                                           limits: limits, runDirectory: directory, progress: progress))
         }
         return ForecastEnsemble(members)
     }
 
-    /// Trains one forecaster.
-    static func trainMember(_ data: SeriesSet, settings: ForecastSettings, limits: [Int]? = nil, runDirectory: String,
-                             progress: ProgressDisplay = ProgressDisplay()) throws -> Forecaster {
-        let limits = limits ?? data.series.map(\.count)
+    /// The forecaster configuration for the data up to `limits`: covariate statistics, bins fitted to the scaled
+    /// training values (unless `binRange` is set), and a check that every series is long enough.
+    static func configure(_ data: SeriesSet, settings: ForecastSettings, limits: [Int]) throws -> ForecasterConfiguration {
         let (means, deviations) = covariateStatistics(data, limits: limits)
         var configuration = ForecasterConfiguration(season: settings.season, horizon: settings.horizon, seriesNames: data.series.map(\.name),
                                                     covariates: data.covariateNames.count, covariateMeans: means, covariateDeviations: deviations)
@@ -78,14 +78,20 @@ public enum Forecasting {
         for (s, series) in data.series.enumerated() where limits[s] < needed {
             throw SeriesError.tooShort(path: data.path, series: series.name, length: limits[s], needed: needed)
         }
-        var generator = RandomGenerator(seed: settings.seed)
+        return configuration
+    }
+
+    /// Trains one forecaster from `seed`.
+    static func trainMember(_ data: SeriesSet, configuration: ForecasterConfiguration, settings: ForecastSettings, seed: UInt64,
+                            limits: [Int], runDirectory: String, progress: ProgressDisplay) throws -> Forecaster {
+        var generator = RandomGenerator(seed: seed)
         let model = Forecaster(configuration, generator: &generator)
         let task = ForecastTask(model: model, data: data, window: settings.window ?? settings.horizon, batchSize: settings.batchSize, limits: limits)
         var trainer = TrainerConfiguration()
         trainer.batchSize = settings.batchSize
         trainer.steps = settings.steps
         trainer.evaluateEvery = settings.steps
-        trainer.seed = settings.seed
+        trainer.seed = seed
         trainer.schedule = LearningRateSchedule(base: settings.learningRate, warmupSteps: min(50, settings.steps / 10),
                                                 decay: .cosine(totalSteps: settings.steps, minimum: settings.learningRate / 10))
         trainer.clipNorm = 5

@@ -197,23 +197,9 @@ extension GatedPixelCNN {
                     gated.withUnsafeBufferPointer { rp in hidden.withUnsafeMutableBufferPointer { out in
                         head1.apply(at: 0, 0, map: rp.baseAddress!, rows: count, height: 1, width: 1, out: out.baseAddress!, outStride: f, accumulate: false)
                     } }
-                    for i in 0..<hidden.count { hidden[i] = max(hidden[i], 0) }
-                    hidden.withUnsafeBufferPointer { hp in logits.withUnsafeMutableBufferPointer { lp in
-                        head2.apply(at: 0, 0, map: hp.baseAddress!, rows: count, height: 1, width: 1, out: lp.baseAddress!, outStride: channels * p, accumulate: false)
-                    } }
-                    let dimension = channel * hw + position
-                    for b in 0..<count {
-                        let value: Float
-                        if let observation, observation.observed[dimension] {
-                            value = observation.value(row: b, dimension: dimension)
-                        } else {
-                            value = logits.withUnsafeBufferPointer {
-                                drawOne($0.baseAddress! + b * channels * p + channel * p, count: p, temperature: temperature, generator: &generator)
-                            }
-                        }
-                        x.scalars[b * d + dimension] = value
-                        image[(b * hw + position) * channels + channel] = value * scale
-                    }
+                    drawPosition(hidden: &hidden, head: head2, logits: &logits, channel: channel, position: position, outputs: p,
+                                 scale: scale, observation: observation, temperature: temperature, x: &x, image: &image,
+                                 generator: &generator)
                 }
                 // A finished row: run the vertical stack over it, layer by layer.
                 if column == width - 1 {

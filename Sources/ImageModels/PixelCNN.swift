@@ -149,24 +149,9 @@ extension PixelCNN {
                         head1.apply(at: 0, 0, map: rp.baseAddress! + position * f, rows: count, height: 1, width: 1, rowStride: hw * f,
                                     out: hp.baseAddress!, outStride: f, accumulate: false)
                     } }
-                    for i in 0..<hidden.count { hidden[i] = max(hidden[i], 0) }
-                    hidden.withUnsafeBufferPointer { hp in logits.withUnsafeMutableBufferPointer { lp in
-                        head2.apply(at: 0, 0, map: hp.baseAddress!, rows: count, height: 1, width: 1,
-                                    out: lp.baseAddress!, outStride: channels * p, accumulate: false)
-                    } }
-                    let dimension = channel * hw + position
-                    for b in 0..<count {
-                        let value: Float
-                        if let observation, observation.observed[dimension] {
-                            value = observation.value(row: b, dimension: dimension)
-                        } else {
-                            value = logits.withUnsafeBufferPointer {
-                                drawOne($0.baseAddress! + b * channels * p + channel * p, count: p, temperature: temperature, generator: &generator)
-                            }
-                        }
-                        x.scalars[b * d + dimension] = value
-                        image[(b * hw + position) * channels + channel] = value * scale
-                    }
+                    drawPosition(hidden: &hidden, head: head2, logits: &logits, channel: channel, position: position, outputs: p,
+                                 scale: scale, observation: observation, temperature: temperature, x: &x, image: &image,
+                                 generator: &generator)
                 }
             }
             return x
@@ -178,5 +163,34 @@ extension PixelCNN {
                 for j in 0..<channels { relu[base + j] = max(map[base + j], 0) }
             }
         }
+    }
+}
+
+/// The end of one cached raster-order step, shared by the PixelCNN-family samplers: ReLU of the head's
+/// hidden units `hidden` `[B, F]`, the last 1×1 convolution into `logits` `[B, C·P]`, then channel
+/// `channel` at `position` for every row — drawn, or taken from the observation — written into `x`
+/// `[B, D]` (channel-major) and, times `scale`, into the channel-last model input `image` `[B, H·W, C]`.
+func drawPosition(hidden: inout [Float], head: PositionConvolution, logits: inout [Float], channel: Int, position: Int, outputs p: Int,
+                  scale: Float, observation: PartialObservation?, temperature: Float, x: inout Tensor, image: inout [Float],
+                  generator: inout RandomGenerator) {
+    let (count, d) = (x.shape[0], x.shape[1])
+    let channels = logits.count / (count * p)
+    let hw = d / channels
+    for i in 0..<hidden.count { hidden[i] = max(hidden[i], 0) }
+    hidden.withUnsafeBufferPointer { hp in logits.withUnsafeMutableBufferPointer { lp in
+        head.apply(at: 0, 0, map: hp.baseAddress!, rows: count, height: 1, width: 1, out: lp.baseAddress!, outStride: channels * p, accumulate: false)
+    } }
+    let dimension = channel * hw + position
+    for b in 0..<count {
+        let value: Float
+        if let observation, observation.observed[dimension] {
+            value = observation.value(row: b, dimension: dimension)
+        } else {
+            value = logits.withUnsafeBufferPointer {
+                drawOne($0.baseAddress! + b * channels * p + channel * p, count: p, temperature: temperature, generator: &generator)
+            }
+        }
+        x.scalars[b * d + dimension] = value
+        image[(b * hw + position) * channels + channel] = value * scale
     }
 }
