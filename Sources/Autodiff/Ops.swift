@@ -19,18 +19,15 @@ public func matmul(_ lhs: Variable, _ rhs: Variable, transposeLeft: Bool = false
 /// `x · (W ⊙ M)ᵀ + b` for `x` `[N, I]`, `weight` `[O, I]`, a constant `mask` `[O, I]`, `bias` `[O]`.
 ///
 /// The mask multiplies a copy of the weight on the way in; the stored weight is never changed,
-/// and its gradient is masked the same way.
-public func linear(_ x: Variable, weight: Variable, bias: Variable?, mask: Tensor? = nil) -> Variable {
-    precondition(x.value.rank == 2 && weight.value.rank == 2 && x.value.shape[1] == weight.value.shape[1],
-                 "linear: input \(x.shape) and weight \(weight.shape) need [N, I] and [O, I]")
-    let effective = mask.map { Kernels.binary(.multiply, weight.value, $0) } ?? weight.value
-    var output = Kernels.matmul(x.value, effective, transposeRight: true)
-    if let bias { output = Kernels.add(output, bias.value) }
+/// and its gradient is masked the same way. `layout` (the mask's nonzero blocks, computed from the
+/// mask when not given) lets the products skip what the mask zeroes.
+public func linear(_ x: Variable, weight: Variable, bias: Variable?, mask: Tensor? = nil, layout: MaskLayout? = nil) -> Variable {
+    let layout = layout ?? mask.map { MaskLayout(mask: $0) }
+    let (output, effective) = Kernels.linear(x.value, weight: weight.value, mask: mask, layout: layout, bias: bias?.value)
     return Variable(output, parents: [x, weight] + (bias.map { [$0] } ?? [])) { gradient in
-        if x.requiresGradient { x.accumulate(Kernels.matmul(gradient, effective)) }
+        if x.requiresGradient { x.accumulate(Kernels.linearInputGradient(gradient, effective: effective, layout: layout)) }
         if weight.requiresGradient {
-            let g = Kernels.matmul(gradient, x.value, transposeLeft: true)
-            weight.accumulate(mask.map { Kernels.binary(.multiply, g, $0) } ?? g)
+            weight.accumulate(Kernels.linearWeightGradient(gradient, input: x.value, mask: mask, layout: layout))
         }
         bias?.accumulate(Kernels.sum(gradient, axes: [0]))
     }

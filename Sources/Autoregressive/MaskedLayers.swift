@@ -9,6 +9,8 @@ public struct MaskedLinear: ParameterContainer {
     public let bias: Variable?
     /// The constant masks, one per mask set.
     public let masks: [Tensor]
+    /// Where each mask is nonzero, so the products skip the rest.
+    public let layouts: [MaskLayout]
 
     public init(inputs: Int, outputs: Int, masks: [Tensor], bias: Bool = true, generator: inout RandomGenerator) {
         precondition(!masks.isEmpty && masks.allSatisfy { $0.shape == [outputs, inputs] },
@@ -16,6 +18,7 @@ public struct MaskedLinear: ParameterContainer {
         weight = parameter(Initializer.xavierUniform([outputs, inputs], fanIn: inputs, fanOut: outputs, generator: &generator))
         self.bias = bias ? parameter(.zeros([outputs])) : nil
         self.masks = masks
+        self.layouts = masks.map { MaskLayout(mask: $0) }
     }
 
     public var parameters: [NamedParameter] {
@@ -23,7 +26,7 @@ public struct MaskedLinear: ParameterContainer {
     }
 
     public func callAsFunction(_ x: Variable, maskSet: Int = 0) -> Variable {
-        linear(x, weight: weight, bias: bias, mask: masks[maskSet])
+        linear(x, weight: weight, bias: bias, mask: masks[maskSet], layout: layouts[maskSet])
     }
 }
 

@@ -180,3 +180,217 @@ extension Kernels {
         return Tensor(shape: [rows, cols], scalars: Array(x.scalars[item * size..<(item + 1) * size]))
     }
 }
+
+// MARK: - Fully connected layer with a constant mask
+
+/// Where a constant `[O, I]` mask is nonzero, by blocks: each block of rows needs only a range of
+/// columns, and each block of columns only a range of rows.
+///
+/// A mask built from sorted degrees (MADE's first mask set, FVSBN, the direct path) is a staircase,
+/// so about half of `x · (W ⊙ M)ᵀ` multiplies by zero; the `linear` kernels skip those parts.
+/// A mask without such structure gets one dense block and costs what an unmasked product does.
+public struct MaskLayout: Sendable, Equatable {
+    /// A rectangle of the mask holding all the nonzeros of its rows (`rowBlocks`) or of its columns (`columnBlocks`).
+    public struct Block: Sendable, Equatable {
+        public var rows: Range<Int>
+        public var columns: Range<Int>
+        var area: Int { rows.count * columns.count }
+    }
+
+    public let rows: Int, columns: Int
+    /// Row blocks with the columns they touch (an empty column range when a block is all zero).
+    public let rowBlocks: [Block]
+    /// Column blocks with the rows they touch.
+    public let columnBlocks: [Block]
+
+    /// One block covering everything (no mask, or a mask without usable structure).
+    public static func dense(rows: Int, columns: Int) -> MaskLayout {
+        let all = Block(rows: 0..<rows, columns: 0..<columns)
+        return MaskLayout(rows: rows, columns: columns, rowBlocks: [all], columnBlocks: [all])
+    }
+
+    private init(rows: Int, columns: Int, rowBlocks: [Block], columnBlocks: [Block]) {
+        self.rows = rows; self.columns = columns; self.rowBlocks = rowBlocks; self.columnBlocks = columnBlocks
+    }
+
+    /// The layout of `mask` `[O, I]` with blocks of `blockSize` rows or columns; dense when the
+    /// blocks would skip less than a fifth of the product.
+    public init(mask: Tensor, blockSize: Int = 64) {
+        precondition(mask.rank == 2 && blockSize > 0, "MaskLayout: mask \(mask.shape) must be [O, I]")
+        let (rows, columns) = (mask.shape[0], mask.shape[1])
+        var rowFirst = [Int](repeating: columns, count: rows), rowLast = [Int](repeating: -1, count: rows)
+        var columnFirst = [Int](repeating: rows, count: columns), columnLast = [Int](repeating: -1, count: columns)
+        mask.withUnsafeBufferPointer { m in
+            for r in 0..<rows {
+                for c in 0..<columns where m[r * columns + c] != 0 {
+                    rowFirst[r] = min(rowFirst[r], c); rowLast[r] = c
+                    columnFirst[c] = min(columnFirst[c], r); columnLast[c] = max(columnLast[c], r)
+                }
+            }
+        }
+        func blocks(_ count: Int, _ first: [Int], _ last: [Int], transposed: Bool) -> [Block] {
+            stride(from: 0, to: count, by: blockSize).map { start in
+                let span = start..<min(count, start + blockSize)
+                let low = span.map { first[$0] }.min()!, high = span.map { last[$0] }.max()! + 1
+                let touched = low < high ? low..<high : 0..<0
+                return transposed ? Block(rows: touched, columns: span) : Block(rows: span, columns: touched)
+            }
+        }
+        let rowBlocks = blocks(rows, rowFirst, rowLast, transposed: false)
+        let columnBlocks = blocks(columns, columnFirst, columnLast, transposed: true)
+        let total = max(rows * columns, 1)
+        if rowBlocks.reduce(0, { $0 + $1.area }) * 5 > total * 4 || columnBlocks.reduce(0, { $0 + $1.area }) * 5 > total * 4 {
+            self = .dense(rows: rows, columns: columns)
+        } else {
+            self.init(rows: rows, columns: columns, rowBlocks: rowBlocks, columnBlocks: columnBlocks)
+        }
+    }
+
+    /// `blocks` split further so that a large product has at least one piece per core.
+    func pieces(_ blocks: [Block], byRows: Bool, work: Int) -> [Block] {
+        guard blocks.count == 1, work >= Kernels.parallelGEMMThreshold, Parallel.workerCount > 1 else { return blocks }
+        let block = blocks[0], span = byRows ? block.rows : block.columns
+        let size = (span.count + Parallel.workerCount - 1) / Parallel.workerCount
+        return stride(from: span.lowerBound, to: span.upperBound, by: max(size, 1)).map { start in
+            let part = start..<min(span.upperBound, start + size)
+            return byRows ? Block(rows: part, columns: block.columns) : Block(rows: block.rows, columns: part)
+        }
+    }
+}
+
+extension Kernels {
+    /// Runs `body` on each block, over the cores when the product is large.
+    private static func forEachBlock(_ blocks: [MaskLayout.Block], work: Int, _ body: (MaskLayout.Block) -> Void) {
+        if blocks.count > 1 && work >= parallelGEMMThreshold {
+            Parallel.forEach(blocks.count) { body(blocks[$0]) }
+        } else {
+            for block in blocks { body(block) }
+        }
+    }
+
+    /// `x · (W ⊙ M)ᵀ + b` for `x` `[N, I]`, `weight` and `mask` `[O, I]`, `bias` `[O]`, returning the
+    /// output `[N, O]` and the masked weight (the weight itself when there is no mask), which the
+    /// input gradient needs.
+    ///
+    /// Each block of output units is done in one pass while its weight rows are in cache: mask
+    /// them, write the bias into the output columns, multiply-add over the columns the mask lets
+    /// through (`layout`, computed from the mask when not given).
+    public static func linear(_ x: Tensor, weight: Tensor, mask: Tensor?, layout: MaskLayout? = nil,
+                              bias: Tensor?) -> (output: Tensor, effective: Tensor) {
+        let (n, inputs, outputs) = (x.shape[0], x.shape[1], weight.shape[0])
+        precondition(x.rank == 2 && weight.rank == 2 && weight.shape[1] == inputs,
+                     "linear: input \(x.shape) and weight \(weight.shape) need [N, I] and [O, I]")
+        precondition(mask == nil || mask!.shape == weight.shape, "linear: mask \(mask!.shape) differs from weight \(weight.shape)")
+        precondition(bias == nil || bias!.count == outputs, "linear: bias \(bias!.shape) does not fit \(outputs) outputs")
+        let layout = layout ?? (mask.map { MaskLayout(mask: $0) } ?? .dense(rows: outputs, columns: inputs))
+        precondition(layout.rows == outputs && layout.columns == inputs, "linear: layout does not fit weight \(weight.shape)")
+        let work = n * inputs * outputs
+        let blocks = layout.pieces(layout.rowBlocks, byRows: true, work: work)
+        var effective = mask == nil ? weight : Tensor(shape: weight.shape) { _ in }
+        var output = Tensor(shape: [n, outputs]) { _ in }
+        func run(_ e: UnsafeMutablePointer<Float>?, _ w: UnsafePointer<Float>, _ m: UnsafePointer<Float>?) {
+            let source = e.map { UnsafePointer($0) } ?? w
+            x.withUnsafeBufferPointer { xp in
+                output.withUnsafeMutableBufferPointer { op in
+                    let out = op.baseAddress!
+                    withOptionalPointer(bias) { b in
+                        forEachBlock(blocks, work: work) { block in
+                            let (r0, r1, c0, c1) = (block.rows.lowerBound, block.rows.upperBound,
+                                                    block.columns.lowerBound, block.columns.upperBound)
+                            if let e, let m {
+                                for r in r0..<r1 {
+                                    let row = r * inputs
+                                    (e + row).initialize(repeating: 0, count: c0)
+                                    for j in (row + c0)..<(row + c1) { e[j] = w[j] * m[j] }
+                                    (e + row + c1).initialize(repeating: 0, count: inputs - c1)
+                                }
+                            }
+                            for i in 0..<n {
+                                let target = out + i * outputs + r0
+                                if let b { target.update(from: b + r0, count: r1 - r0) } else { target.initialize(repeating: 0, count: r1 - r0) }
+                            }
+                            guard c0 < c1 else { return }
+                            gemmSerial(transposeB: true, m: n, n: r1 - r0, k: c1 - c0, a: xp.baseAddress! + c0, lda: inputs,
+                                       b: source + r0 * inputs + c0, ldb: inputs, beta: 1, c: out + r0, ldc: outputs)
+                        }
+                    }
+                }
+            }
+        }
+        weight.withUnsafeBufferPointer { w in
+            if let mask {
+                mask.withUnsafeBufferPointer { m in
+                    effective.withUnsafeMutableBufferPointer { e in run(e.baseAddress!, w.baseAddress!, m.baseAddress!) }
+                }
+            } else {
+                run(nil, w.baseAddress!, nil)
+            }
+        }
+        return (output, effective)
+    }
+
+    /// `gradient · E`: the input gradient of `linear` for output gradient `[N, O]` and masked
+    /// weight `E` `[O, I]`, each block of input columns summing only over the rows that reach it.
+    public static func linearInputGradient(_ gradient: Tensor, effective: Tensor, layout: MaskLayout? = nil) -> Tensor {
+        let (n, outputs, inputs) = (gradient.shape[0], effective.shape[0], effective.shape[1])
+        precondition(gradient.shape[1] == outputs, "linearInputGradient: gradient \(gradient.shape) vs weight \(effective.shape)")
+        let layout = layout ?? .dense(rows: outputs, columns: inputs)
+        let work = n * inputs * outputs
+        let blocks = layout.pieces(layout.columnBlocks, byRows: false, work: work)
+        return Tensor(shape: [n, inputs]) { result in
+            let dx = result.baseAddress!
+            gradient.withUnsafeBufferPointer { g in
+                effective.withUnsafeBufferPointer { e in
+                    forEachBlock(blocks, work: work) { block in
+                        let (r0, r1, c0, c1) = (block.rows.lowerBound, block.rows.upperBound,
+                                                block.columns.lowerBound, block.columns.upperBound)
+                        guard r0 < r1 else {
+                            for i in 0..<n { (dx + i * inputs + c0).initialize(repeating: 0, count: c1 - c0) }
+                            return
+                        }
+                        gemmSerial(m: n, n: c1 - c0, k: r1 - r0, a: g.baseAddress! + r0, lda: outputs,
+                                   b: e.baseAddress! + r0 * inputs + c0, ldb: inputs, beta: 0, c: dx + c0, ldc: inputs)
+                    }
+                }
+            }
+        }
+    }
+
+    /// `(gradientᵀ · x) ⊙ M`: the weight gradient of `linear` for output gradient `[N, O]` and
+    /// input `[N, I]`, each block of rows masked while it is in cache; zero where the mask is.
+    public static func linearWeightGradient(_ gradient: Tensor, input x: Tensor, mask: Tensor?, layout: MaskLayout? = nil) -> Tensor {
+        let (n, inputs, outputs) = (x.shape[0], x.shape[1], gradient.shape[1])
+        precondition(gradient.shape[0] == n, "linearWeightGradient: gradient \(gradient.shape) and input \(x.shape) differ in rows")
+        let layout = layout ?? (mask.map { MaskLayout(mask: $0) } ?? .dense(rows: outputs, columns: inputs))
+        let work = n * inputs * outputs
+        let blocks = layout.pieces(layout.rowBlocks, byRows: true, work: work)
+        return Tensor(shape: [outputs, inputs]) { result in
+            let g = result.baseAddress!
+            gradient.withUnsafeBufferPointer { dy in
+                x.withUnsafeBufferPointer { xp in
+                    withOptionalPointer(mask) { m in
+                        forEachBlock(blocks, work: work) { block in
+                            let (r0, r1, c0, c1) = (block.rows.lowerBound, block.rows.upperBound,
+                                                    block.columns.lowerBound, block.columns.upperBound)
+                            for r in r0..<r1 {
+                                (g + r * inputs).initialize(repeating: 0, count: c0)
+                                (g + r * inputs + c1).initialize(repeating: 0, count: inputs - c1)
+                            }
+                            guard c0 < c1 else { return }
+                            gemmSerial(transposeA: true, m: r1 - r0, n: c1 - c0, k: n, a: dy.baseAddress! + r0, lda: outputs,
+                                       b: xp.baseAddress! + c0, ldb: inputs, beta: 0, c: g + r0 * inputs + c0, ldc: inputs)
+                            if let m {
+                                for r in r0..<r1 { for j in (r * inputs + c0)..<(r * inputs + c1) { g[j] *= m[j] } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private static func withOptionalPointer<R>(_ tensor: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let tensor else { return body(nil) }
+        return tensor.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}

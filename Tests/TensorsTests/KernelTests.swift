@@ -282,3 +282,63 @@ import Tensors
         }
     }
 }
+
+/// The fused masked `linear` kernels (block-skipping by `MaskLayout`) against plain products.
+@Suite struct MaskedLinearKernelTests {
+    enum MaskKind: CaseIterable { case staircase, strictStaircase, random, zeroRows, none }
+
+    func mask(_ kind: MaskKind, outputs: Int, inputs: Int, generator: inout RandomGenerator) -> Tensor? {
+        // Sorted degrees as in MADE: output o has degree 1 + o·I/O, input i degree i + 1.
+        let degree = { (o: Int) in 1 + o * inputs / outputs }
+        switch kind {
+        case .none: return nil
+        case .staircase:
+            return Tensor(shape: [outputs, inputs], scalars: (0..<(outputs * inputs)).map { Float(degree($0 / inputs) >= $0 % inputs + 1 ? 1 : 0) })
+        case .strictStaircase:
+            return Tensor(shape: [outputs, inputs], scalars: (0..<(outputs * inputs)).map { Float(degree($0 / inputs) > $0 % inputs + 1 ? 1 : 0) })
+        case .random:
+            return Tensor(shape: [outputs, inputs], scalars: (0..<(outputs * inputs)).map { _ in generator.bernoulli(0.5) })
+        case .zeroRows:
+            // The first rows see nothing (like FVSBN's first output), then a staircase.
+            return Tensor(shape: [outputs, inputs], scalars: (0..<(outputs * inputs)).map {
+                Float($0 / inputs >= outputs / 3 && degree($0 / inputs) > $0 % inputs ? 1 : 0)
+            })
+        }
+    }
+
+    @Test(arguments: MaskKind.allCases, [(5, 11, 7, 4), (40, 180, 150, 64), (33, 200, 190, 16)])
+    func matchesPlainProducts(kind: MaskKind, size: (n: Int, inputs: Int, outputs: Int, block: Int)) {
+        var rng = RandomGenerator(seed: 21)
+        let x = rng.uniformTensor([size.n, size.inputs], low: -1, high: 1)
+        let w = rng.uniformTensor([size.outputs, size.inputs], low: -1, high: 1)
+        let b = rng.uniformTensor([size.outputs], low: -1, high: 1)
+        let dy = rng.uniformTensor([size.n, size.outputs], low: -1, high: 1)
+        let m = mask(kind, outputs: size.outputs, inputs: size.inputs, generator: &rng)
+        let layout = m.map { MaskLayout(mask: $0, blockSize: size.block) }
+        let expectedWeight = m.map { Kernels.binary(.multiply, w, $0) } ?? w
+        let expected = Kernels.add(Kernels.matmul(x, expectedWeight, transposeRight: true, reference: true), b)
+        for bias in [true, false] {
+            let (output, effective) = Kernels.linear(x, weight: w, mask: m, layout: layout, bias: bias ? b : nil)
+            let target = bias ? expected : Kernels.matmul(x, expectedWeight, transposeRight: true, reference: true)
+            #expect(output.maxAbsoluteDifference(target) < 1e-4, "\(kind) \(size) bias \(bias)")
+            #expect(effective.maxAbsoluteDifference(expectedWeight) == 0)
+        }
+        let dx = Kernels.linearInputGradient(dy, effective: expectedWeight, layout: layout)
+        #expect(dx.maxAbsoluteDifference(Kernels.matmul(dy, expectedWeight, reference: true)) < 1e-4, "\(kind) \(size)")
+        let dw = Kernels.linearWeightGradient(dy, input: x, mask: m, layout: layout)
+        let dwPlain = Kernels.matmul(dy, x, transposeLeft: true, reference: true)
+        #expect(dw.maxAbsoluteDifference(m.map { Kernels.binary(.multiply, dwPlain, $0) } ?? dwPlain) < 1e-4, "\(kind) \(size)")
+    }
+
+    @Test func staircaseMasksSkipAboutHalf() {
+        var rng = RandomGenerator(seed: 22)
+        let staircase = MaskLayout(mask: mask(.staircase, outputs: 500, inputs: 784, generator: &rng)!)
+        let area = staircase.rowBlocks.reduce(0) { $0 + $1.rows.count * $1.columns.count }
+        #expect(staircase.rowBlocks.count == 8 && area < 500 * 784 * 6 / 10)
+        let columnArea = staircase.columnBlocks.reduce(0) { $0 + $1.rows.count * $1.columns.count }
+        #expect(columnArea < 500 * 784 * 6 / 10)
+        // No structure: one dense block.
+        let random = MaskLayout(mask: mask(.random, outputs: 50, inputs: 60, generator: &rng)!)
+        #expect(random == .dense(rows: 50, columns: 60))
+    }
+}
