@@ -31,9 +31,13 @@ extension Kernels {
                             b: UnsafePointer<Float>, ldb: Int,
                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m * n * k >= parallelGEMMThreshold && Parallel.workerCount > 1 {
-            // Split the longer of m and n.
+            // Split the longer of m and n, or k when it dwarfs both (a weight gradient summed over
+            // many positions): splitting m or n would make every worker pack the whole of the other side.
             let workers = Parallel.workerCount
-            if n >= m {
+            if k >= 8 * max(m, n) {
+                gemmSplittingK(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                               a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            } else if n >= m {
                 let chunk = (n + workers - 1) / workers
                 Parallel.forEach(workers) { w in
                     let start = w * chunk, width = min(n, start + chunk) - start
@@ -57,6 +61,35 @@ extension Kernels {
         }
     }
 
+    /// `gemm` with the contracted axis cut into one piece per worker: worker 0 accumulates into `c`,
+    /// the others into scratch products that are added at the end.
+    @usableFromInline static func gemmSplittingK(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                               beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let workers = Parallel.workerCount
+        let chunk = (k + workers - 1) / workers
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(workers - 1, 0) * m * n)
+        defer { scratch.deallocate() }
+        Parallel.forEach(workers) { w in
+            let start = w * chunk, depth = max(0, min(k, start + chunk) - start)
+            let target = w == 0 ? c : scratch + (w - 1) * m * n
+            let (targetBeta, targetLd) = w == 0 ? (beta, ldc) : (0, n)
+            if depth == 0 {
+                if w > 0 { target.initialize(repeating: 0, count: m * n) }
+                else if beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j] * beta } } }
+                return
+            }
+            gemmSerial(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: depth, alpha: alpha,
+                       a: transposeA ? a + start * lda : a + start, lda: lda,
+                       b: transposeB ? b + start : b + start * ldb, ldb: ldb,
+                       beta: targetBeta, c: target, ldc: targetLd)
+        }
+        for w in 1..<workers {
+            let part = scratch + (w - 1) * m * n
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] += part[i * n + j] } }
+        }
+    }
+
     /// `gemm` on the calling thread only (for kernels that split work over the cores themselves).
     @inlinable
     public static func gemmSerial(transposeA: Bool = false, transposeB: Bool = false,
@@ -67,7 +100,7 @@ extension Kernels {
         _ = blasThreadsPinned
         if m == 0 || n == 0 { return }
         if k == 0 {
-            if beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } } }
+            if beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j] * beta } } }
             return
         }
         cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,

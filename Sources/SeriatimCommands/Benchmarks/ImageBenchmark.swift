@@ -10,7 +10,7 @@ import Tensors
 struct MADEBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "made", abstract: "Benchmark MADE 784–500–500–784 training.")
     @Flag(help: "Print one JSON object.") var json = false
-    @Option(help: "Steps to time.") var steps = 30
+    @Option(help: "Steps to time at least (the median step is reported).") var steps = 30
 
     func run() throws {
         var config = ImageModelConfiguration(kind: "made", channels: 1, height: 28, width: 28, levels: 2)
@@ -29,11 +29,10 @@ struct MADEBenchmark: ParsableCommand {
             adam.update(model.parameters)
             for p in model.parameters { p.variable.zeroGradient() }
         }
-        step(0)
-        let start = DispatchTime.now().uptimeNanoseconds
-        for i in 0..<steps { step(i + 1) }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        let rate = Double(steps * 100) / seconds
+        var i = 0
+        // The median step: a shared machine's slow moments do not move it.
+        let seconds = measure(minimumRuns: steps, minimum: 2) { i += 1; step(i) }
+        let rate = 100 / seconds
         if json { printJSON(["train_examples_per_s": rate, "parameters": model.parameterCount]) } else {
             print("MADE 784–500–500–784 (\(model.parameterCount) parameters), batch 100, Adam: \(String(format: "%.0f", rate)) examples/s")
         }
@@ -45,7 +44,7 @@ struct MADEBenchmark: ParsableCommand {
 struct PixelCNNBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "pixelcnn", abstract: "Benchmark PixelCNN training and cached sampling.")
     @Flag(help: "Print one JSON object.") var json = false
-    @Option(help: "Steps to time.") var steps = 5
+    @Option(help: "Steps to time at least (the median step is reported).") var steps = 10
 
     func run() throws {
         var config = ImageModelConfiguration(kind: "pixelcnn", channels: 1, height: 28, width: 28, levels: 2)
@@ -60,11 +59,7 @@ struct PixelCNNBenchmark: ParsableCommand {
             adam.update(model.parameters)
             for p in model.parameters { p.variable.zeroGradient() }
         }
-        step()
-        let start = DispatchTime.now().uptimeNanoseconds
-        for _ in 0..<steps { step() }
-        let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        let imagesPerSecond = Double(steps * 32) / trainSeconds
+        let imagesPerSecond = 32 / measure(minimumRuns: steps, minimum: 2, step)
         var sampler = RandomGenerator(seed: 2)
         let t0 = DispatchTime.now().uptimeNanoseconds
         _ = model.sample(count: 16, generator: &sampler)
