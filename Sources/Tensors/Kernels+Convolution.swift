@@ -183,6 +183,39 @@ extension Kernels {
         return packed
     }
 
+    /// Whether a convolution is done as one GEMM over stacked tap rows: when the input has so few
+    /// channels that a GEMM per tap would be a product of tiny depth.
+    static func stacksTaps(inChannels: Int, taps: ConvolutionTaps) -> Bool {
+        inChannels < 16 && taps.taps.count > 1 && taps.taps.count * inChannels <= 256
+    }
+
+    /// The shifted input rows of every active tap stacked: row `t·I + i` is channel i of the padded
+    /// grid read at tap t's offset, `[taps·I, columns]`.
+    static func stackTaps(_ padded: [Float], grid: PaddedGrid, taps: ConvolutionTaps, channels: Int) -> [Float] {
+        let columns = grid.columns
+        return [Float](unsafeUninitializedCapacity: taps.taps.count * channels * columns) { buffer, initialized in
+            padded.withUnsafeBufferPointer { xp in
+                let out = buffer.baseAddress!, x = xp.baseAddress!
+                Parallel.forEach(taps.taps.count) { t in
+                    for ic in 0..<channels {
+                        (out + (t * channels + ic) * columns).initialize(from: x + ic * grid.total + grid.offset(taps.taps[t]), count: columns)
+                    }
+                }
+            }
+            initialized = taps.taps.count * channels * columns
+        }
+    }
+
+    /// `[taps, O, I]` (as `packTaps` lays weights out) → `[O, taps·I]`, or back when `inverse`.
+    static func tapMajorToRows(_ packed: [Float], taps: Int, outChannels: Int, inChannels: Int, inverse: Bool = false) -> [Float] {
+        var result = [Float](repeating: 0, count: packed.count)
+        for t in 0..<taps { for oc in 0..<outChannels { for ic in 0..<inChannels {
+            let tapMajor = (t * outChannels + oc) * inChannels + ic, rowMajor = oc * taps * inChannels + t * inChannels + ic
+            if inverse { result[tapMajor] = packed[rowMajor] } else { result[rowMajor] = packed[tapMajor] }
+        } } }
+        return result
+    }
+
     /// Masked "same" 2-D convolution (see the shape legend above).
     public static func maskedConv2D(_ input: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?,
                                     taps: ConvolutionTaps? = nil) -> Tensor {
@@ -203,6 +236,18 @@ extension Kernels {
         let padded = grid.pad(input, channels: inChannels)
         let packed = packTaps(weight, mask: mask, taps: active)
         var big = [Float](repeating: 0, count: outChannels * grid.columns)
+        if stacksTaps(inChannels: inChannels, taps: active) {
+            // Few input channels (an input layer): one GEMM over the stacked shifted rows instead of a
+            // GEMM per tap that would each read and write the whole output for a product of depth I.
+            let stacked = stackTaps(padded, grid: grid, taps: active, channels: inChannels)
+            let depth = active.taps.count * inChannels
+            let weights = tapMajorToRows(packed, taps: active.taps.count, outChannels: outChannels, inChannels: inChannels)
+            weights.withUnsafeBufferPointer { wp in stacked.withUnsafeBufferPointer { sp in big.withUnsafeMutableBufferPointer { yp in
+                gemm(m: outChannels, n: grid.columns, k: depth, a: wp.baseAddress!, lda: depth, b: sp.baseAddress!, ldb: grid.columns,
+                     beta: 0, c: yp.baseAddress!, ldc: grid.columns)
+            } } }
+            return (grid.extract(big, channels: outChannels, bias: bias), padded)
+        }
         padded.withUnsafeBufferPointer { xp in
             packed.withUnsafeBufferPointer { wp in
                 big.withUnsafeMutableBufferPointer { yp in
@@ -233,6 +278,36 @@ extension Kernels {
         let packed = packTaps(weight, mask: mask, taps: active)
         var packedGradient = [Float](repeating: 0, count: packed.count)
         var paddedInputGradient = needsInputGradient ? [Float](repeating: 0, count: inChannels * grid.total) : []
+        if stacksTaps(inChannels: inChannels, taps: active) {
+            let (tapCount, depth) = (active.taps.count, active.taps.count * inChannels)
+            let stacked = stackTaps(padded, grid: grid, taps: active, channels: inChannels)
+            var rowGradient = [Float](repeating: 0, count: outChannels * depth)
+            gradientGrid.withUnsafeBufferPointer { gp in stacked.withUnsafeBufferPointer { sp in
+                rowGradient.withUnsafeMutableBufferPointer { dwp in
+                    gemm(transposeB: true, m: outChannels, n: depth, k: grid.columns, a: gp.baseAddress!, lda: grid.columns,
+                         b: sp.baseAddress!, ldb: grid.columns, beta: 0, c: dwp.baseAddress!, ldc: depth)
+                }
+                if needsInputGradient {
+                    // Stacked-row gradient, then each row added back at its tap's offset.
+                    let weights = tapMajorToRows(packed, taps: tapCount, outChannels: outChannels, inChannels: inChannels)
+                    var stackedGradient = [Float](repeating: 0, count: depth * grid.columns)
+                    weights.withUnsafeBufferPointer { wp in stackedGradient.withUnsafeMutableBufferPointer { dsp in
+                        gemm(transposeA: true, m: depth, n: grid.columns, k: outChannels, a: wp.baseAddress!, lda: depth,
+                             b: gp.baseAddress!, ldb: grid.columns, beta: 0, c: dsp.baseAddress!, ldc: grid.columns)
+                        paddedInputGradient.withUnsafeMutableBufferPointer { dxp in
+                            let dx = dxp.baseAddress!, ds = dsp.baseAddress!
+                            Parallel.forEach(inChannels) { ic in
+                                for (t, tap) in active.taps.enumerated() {
+                                    let target = dx + ic * grid.total + grid.offset(tap), row = ds + (t * inChannels + ic) * grid.columns
+                                    for j in 0..<grid.columns { target[j] += row[j] }
+                                }
+                            }
+                        }
+                    } }
+                }
+            } }
+            packedGradient = tapMajorToRows(rowGradient, taps: tapCount, outChannels: outChannels, inChannels: inChannels, inverse: true)
+        } else {
         padded.withUnsafeBufferPointer { xp in
             gradientGrid.withUnsafeBufferPointer { gp in
                 packedGradient.withUnsafeMutableBufferPointer { dwp in
@@ -256,6 +331,7 @@ extension Kernels {
                     }
                 }
             }
+        }
         }
         var weightGradient = Tensor.zeros(weight.shape)
         for (t, tap) in active.taps.enumerated() {
