@@ -15,13 +15,14 @@ machine="$(nproc)-core $(lscpu | sed -n 's/^Model name: *//p' | head -1), commit
 
 declare -A steps=( [fvsbn]=20000 [nade]=10000 [made]=10000 [made32]=8000 [pixelcnn]=12000 [row-lstm]=2000 [diagonal-bilstm]=800 )
 declare -A paper=( [fvsbn]=97.45 [nade]=88.86 [made]=88.40 [made32]=86.64 [pixelcnn]=81.30 [row-lstm]=80.54 [diagonal-bilstm]=79.20 )
-declare -A label=( [fvsbn]="FVSBN" [nade]="NADE (500 hidden)" [made]="MADE (1×4000, 1 mask)" [made32]="MADE (2×4000, 32 masks)"
+declare -A label=( [fvsbn]="FVSBN (L2 1e-4)" [nade]="NADE (500 hidden)" [made]="MADE (1×4000, 1 mask)" [made32]="MADE (2×4000, 32 masks)"
                    [pixelcnn]="PixelCNN (7×7 A, 6×3×3 B, 64 maps)" [row-lstm]="Row LSTM (7×7 A, 4 layers of 32)"
                    [diagonal-bilstm]="Diagonal BiLSTM (7×7 A, 4 layers of 32)" )
 models=("$@"); [ ${#models[@]} -eq 0 ] && models=(fvsbn nade made made32 pixelcnn row-lstm diagonal-bilstm)
 
 for m in "${models[@]}"; do
     kind=$m; extra=()
+    [ "$m" = fvsbn ] && extra=(--config scripts/configs/mnist-fvsbn.json)
     [ "$m" = made ] && extra=(--config scripts/configs/mnist-made-wide.json)
     [ "$m" = made32 ] && { kind=made; extra=(--config scripts/configs/mnist-made-32masks-wide.json); }
     [ "$m" = row-lstm ] && { printf '{"training": {"batchSize": 32, "evaluateEvery": 500, "validationLimit": 500}}' > runs/images/row-lstm.json; extra=(--config runs/images/row-lstm.json); }
