@@ -279,8 +279,13 @@ public struct MaskLayout: Sendable, Equatable {
         }
     }
 
+    /// `layout`, or the one `mask` has (dense without a mask).
+    static func resolve(_ layout: MaskLayout?, mask: Tensor?, rows: Int, columns: Int) -> MaskLayout {
+        layout ?? (mask.map { MaskLayout(mask: $0) } ?? .dense(rows: rows, columns: columns))
+    }
+
     /// `blocks` split further so that a large product has at least one piece per core.
-    func pieces(_ blocks: [Block], byRows: Bool, work: Int) -> [Block] {
+    static func pieces(_ blocks: [Block], byRows: Bool, work: Int) -> [Block] {
         guard blocks.count == 1, work >= Kernels.parallelGEMMThreshold, Parallel.workerCount > 1 else { return blocks }
         let block = blocks[0], span = byRows ? block.rows : block.columns
         let size = (span.count + Parallel.workerCount - 1) / Parallel.workerCount
@@ -292,12 +297,16 @@ public struct MaskLayout: Sendable, Equatable {
 }
 
 extension Kernels {
-    /// Runs `body` on each block, over the cores when the product is large.
-    private static func forEachBlock(_ blocks: [MaskLayout.Block], work: Int, _ body: (MaskLayout.Block) -> Void) {
+    /// Runs `body(firstRow, endRow, firstColumn, endColumn)` on each block, over the cores when the
+    /// product is large.
+    private static func forEachBlock(_ blocks: [MaskLayout.Block], work: Int, _ body: (Int, Int, Int, Int) -> Void) {
+        func run(_ block: MaskLayout.Block) {
+            body(block.rows.lowerBound, block.rows.upperBound, block.columns.lowerBound, block.columns.upperBound)
+        }
         if blocks.count > 1 && work >= parallelGEMMThreshold {
-            Parallel.forEach(blocks.count) { body(blocks[$0]) }
+            Parallel.forEach(blocks.count) { run(blocks[$0]) }
         } else {
-            for block in blocks { body(block) }
+            for block in blocks { run(block) }
         }
     }
 
@@ -315,10 +324,10 @@ extension Kernels {
                      "linear: input \(x.shape) and weight \(weight.shape) need [N, I] and [O, I]")
         precondition(mask == nil || mask!.shape == weight.shape, "linear: mask \(mask!.shape) differs from weight \(weight.shape)")
         precondition(bias == nil || bias!.count == outputs, "linear: bias \(bias!.shape) does not fit \(outputs) outputs")
-        let layout = layout ?? (mask.map { MaskLayout(mask: $0) } ?? .dense(rows: outputs, columns: inputs))
+        let layout = MaskLayout.resolve(layout, mask: mask, rows: outputs, columns: inputs)
         precondition(layout.rows == outputs && layout.columns == inputs, "linear: layout does not fit weight \(weight.shape)")
         let work = n * inputs * outputs
-        let blocks = layout.pieces(layout.rowBlocks, byRows: true, work: work)
+        let blocks = MaskLayout.pieces(layout.rowBlocks, byRows: true, work: work)
         var effective = mask == nil ? weight : Tensor(shape: weight.shape) { _ in }
         var output = Tensor(shape: [n, outputs]) { _ in }
         func run(_ e: UnsafeMutablePointer<Float>?, _ w: UnsafePointer<Float>, _ m: UnsafePointer<Float>?) {
@@ -327,9 +336,7 @@ extension Kernels {
                 output.withUnsafeMutableBufferPointer { op in
                     let out = op.baseAddress!
                     withOptionalPointer(bias) { b in
-                        forEachBlock(blocks, work: work) { block in
-                            let (r0, r1, c0, c1) = (block.rows.lowerBound, block.rows.upperBound,
-                                                    block.columns.lowerBound, block.columns.upperBound)
+                        forEachBlock(blocks, work: work) { r0, r1, c0, c1 in
                             if let e, let m {
                                 for r in r0..<r1 {
                                     let row = r * inputs
@@ -367,16 +374,14 @@ extension Kernels {
     public static func linearInputGradient(_ gradient: Tensor, effective: Tensor, layout: MaskLayout? = nil) -> Tensor {
         let (n, outputs, inputs) = (gradient.shape[0], effective.shape[0], effective.shape[1])
         precondition(gradient.shape[1] == outputs, "linearInputGradient: gradient \(gradient.shape) vs weight \(effective.shape)")
-        let layout = layout ?? .dense(rows: outputs, columns: inputs)
+        let layout = MaskLayout.resolve(layout, mask: nil, rows: outputs, columns: inputs)
         let work = n * inputs * outputs
-        let blocks = layout.pieces(layout.columnBlocks, byRows: false, work: work)
+        let blocks = MaskLayout.pieces(layout.columnBlocks, byRows: false, work: work)
         return Tensor(shape: [n, inputs]) { result in
             let dx = result.baseAddress!
             gradient.withUnsafeBufferPointer { g in
                 effective.withUnsafeBufferPointer { e in
-                    forEachBlock(blocks, work: work) { block in
-                        let (r0, r1, c0, c1) = (block.rows.lowerBound, block.rows.upperBound,
-                                                block.columns.lowerBound, block.columns.upperBound)
+                    forEachBlock(blocks, work: work) { r0, r1, c0, c1 in
                         guard r0 < r1 else {
                             for i in 0..<n { (dx + i * inputs + c0).initialize(repeating: 0, count: c1 - c0) }
                             return
@@ -394,17 +399,15 @@ extension Kernels {
     public static func linearWeightGradient(_ gradient: Tensor, input x: Tensor, mask: Tensor?, layout: MaskLayout? = nil) -> Tensor {
         let (n, inputs, outputs) = (x.shape[0], x.shape[1], gradient.shape[1])
         precondition(gradient.shape[0] == n, "linearWeightGradient: gradient \(gradient.shape) and input \(x.shape) differ in rows")
-        let layout = layout ?? (mask.map { MaskLayout(mask: $0) } ?? .dense(rows: outputs, columns: inputs))
+        let layout = MaskLayout.resolve(layout, mask: mask, rows: outputs, columns: inputs)
         let work = n * inputs * outputs
-        let blocks = layout.pieces(layout.rowBlocks, byRows: true, work: work)
+        let blocks = MaskLayout.pieces(layout.rowBlocks, byRows: true, work: work)
         return Tensor(shape: [outputs, inputs]) { result in
             let g = result.baseAddress!
             gradient.withUnsafeBufferPointer { dy in
                 x.withUnsafeBufferPointer { xp in
                     withOptionalPointer(mask) { m in
-                        forEachBlock(blocks, work: work) { block in
-                            let (r0, r1, c0, c1) = (block.rows.lowerBound, block.rows.upperBound,
-                                                    block.columns.lowerBound, block.columns.upperBound)
+                        forEachBlock(blocks, work: work) { r0, r1, c0, c1 in
                             for r in r0..<r1 {
                                 (g + r * inputs).initialize(repeating: 0, count: c0)
                                 (g + r * inputs + c1).initialize(repeating: 0, count: inputs - c1)
