@@ -142,7 +142,7 @@ extension Kernels {
 // input `[B, I, H, W]`, weight `[O, I, KH, KW]`, mask the same shape as weight (or none), bias `[O]`.
 // The effective weight is `weight ⊙ mask`; taps whose mask is all zero are skipped entirely.
 // Method: the input is copied once into a zero-padded, channel-major grid (`PaddedGrid`); on that grid
-// every tap is a constant flat offset, so each active tap is one GEMM over the whole batch.
+// every tap is a constant flat offset, so each active tap is one GEMM over a tile of output columns.
 
 /// The taps of a masked 2-D convolution that the mask leaves active, with their packed weights.
 public struct ConvolutionTaps: Sendable {
@@ -181,6 +181,19 @@ extension Kernels {
             } }
         }
         return packed
+    }
+
+    /// Columns per tile of a per-tap convolution: a tile of 64 channels' input and output fits in
+    /// L2 (measured on 32×28×28×64, 5 taps: 512–2048 columns 6.5–7 ms against 9–10 ms for whole-width GEMMs).
+    static let convolutionColumnTile = 768
+
+    /// Runs `body(start, end)` over tiles of `0..<count` columns, spread over the cores.
+    static func forEachColumnTile(_ count: Int, _ body: (Int, Int) -> Void) {
+        let tiles = (count + convolutionColumnTile - 1) / convolutionColumnTile
+        Parallel.forEach(tiles) { tile in
+            let start = tile * convolutionColumnTile
+            body(start, min(count, start + convolutionColumnTile))
+        }
     }
 
     /// Whether a convolution is done as one GEMM over stacked tap rows: when the input has so few
@@ -251,11 +264,15 @@ extension Kernels {
         padded.withUnsafeBufferPointer { xp in
             packed.withUnsafeBufferPointer { wp in
                 big.withUnsafeMutableBufferPointer { yp in
-                    for (t, tap) in active.taps.enumerated() {
-                        gemm(m: outChannels, n: grid.columns, k: inChannels,
-                             a: wp.baseAddress! + t * outChannels * inChannels, lda: inChannels,
-                             b: xp.baseAddress! + grid.offset(tap), ldb: grid.total,
-                             beta: 1, c: yp.baseAddress!, ldc: grid.columns)
+                    let (x, w, y) = (xp.baseAddress!, wp.baseAddress!, yp.baseAddress!)
+                    // Column tiles, each on one core: a tile's output stays in cache while every tap adds to it.
+                    forEachColumnTile(grid.columns) { c0, c1 in
+                        for (t, tap) in active.taps.enumerated() {
+                            gemmSerial(m: outChannels, n: c1 - c0, k: inChannels,
+                                       a: w + t * outChannels * inChannels, lda: inChannels,
+                                       b: x + grid.offset(tap) + c0, ldb: grid.total,
+                                       beta: t == 0 ? 0 : 1, c: y + c0, ldc: grid.columns)
+                        }
                     }
                 }
             }
@@ -321,11 +338,18 @@ extension Kernels {
                 if needsInputGradient {
                     packed.withUnsafeBufferPointer { wp in
                         paddedInputGradient.withUnsafeMutableBufferPointer { dxp in
-                            for (t, tap) in active.taps.enumerated() {
-                                gemm(transposeA: true, m: inChannels, n: grid.columns, k: outChannels,
-                                     a: wp.baseAddress! + t * outChannels * inChannels, lda: inChannels,
-                                     b: gp.baseAddress!, ldb: grid.columns,
-                                     beta: 1, c: dxp.baseAddress! + grid.offset(tap), ldc: grid.total)
+                            let (w, g, dx) = (wp.baseAddress!, gp.baseAddress!, dxp.baseAddress!)
+                            // Tiles of input-gradient columns: tap t adds gradient columns shifted back by its offset.
+                            forEachColumnTile(grid.total) { d0, d1 in
+                                for (t, tap) in active.taps.enumerated() {
+                                    let offset = grid.offset(tap)
+                                    let q0 = max(0, d0 - offset), q1 = min(grid.columns, d1 - offset)
+                                    guard q1 > q0 else { continue }
+                                    gemmSerial(transposeA: true, m: inChannels, n: q1 - q0, k: outChannels,
+                                               a: w + t * outChannels * inChannels, lda: inChannels,
+                                               b: g + q0, ldb: grid.columns,
+                                               beta: 1, c: dx + q0 + offset, ldc: grid.total)
+                                }
                             }
                         }
                     }

@@ -87,9 +87,11 @@ import Tensors
 
     @Test func maskedConv2DBackwardIsTheAdjoint() {
         var rng = RandomGenerator(seed: 6)
-        // Small grids, and grids of several 256-position tiles spread over the cores.
+        // Small grids, and grids of several column tiles spread over the cores; under 16 input
+        // channels the taps are stacked into one GEMM, from 16 on each tap is a GEMM per tile.
         for (batch, inC, outC, height, width, k) in [(2, 3, 2, 5, 6, 3), (2, 3, 2, 5, 6, 3), (3, 5, 4, 17, 19, 3),
-                                                     (2, 4, 3, 12, 13, 5), (3, 6, 5, 16, 16, 1), (2, 1, 4, 15, 9, 7)] {
+                                                     (2, 4, 3, 12, 13, 5), (3, 6, 5, 16, 16, 1), (2, 1, 4, 15, 9, 7),
+                                                     (2, 17, 3, 20, 23, 3), (2, 16, 2, 14, 30, 5)] {
             let w = rng.uniformTensor([outC, inC, k, k], low: -1, high: 1)
             let mask = Tensor(shape: w.shape, scalars: (0..<w.count).map { _ in rng.bernoulli(0.5) })
             let x = rng.uniformTensor([batch, inC, height, width], low: -1, high: 1)
