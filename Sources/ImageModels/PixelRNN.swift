@@ -146,68 +146,103 @@ public final class DiagonalBiLSTM: PixelRNNBase, LogitMapImageModel {
         return list
     }
 
-    /// One direction over a skewed gate map `[N, 4F, H, W + H − 1]`: columns left to right, each state
-    /// from the previous column's cells at rows i − 1 and i; returns the skewed hidden map `[N, F, H, W′]`.
+    /// One direction over skewed gates `[W + H − 1, N, 4F, H]` (one contiguous block per column): columns
+    /// left to right, each state from the previous column's cells at rows i − 1 and i; returns the
+    /// skewed hidden map `[W + H − 1, N, F, H]`.
     func scan(_ gates: Variable, state: Conv1D) -> Variable {
-        let (n, f4, height, width) = (gates.shape[0], gates.shape[1], gates.shape[2], gates.shape[3])
-        // Columns first, so that each column is one contiguous block to slice and to stack.
-        let byColumn = permute(gates, [3, 0, 1, 2])  // [W′, N, 4F, H]
+        let (width, n, f4, height) = (gates.shape[0], gates.shape[1], gates.shape[2], gates.shape[3])
         var columns: [Variable] = []
         var hidden: Variable? = nil, cell: Variable? = nil
         for j in 0..<width {
-            var g = reshape(slice(byColumn, axis: 0, range: j..<(j + 1)), [n, f4, height])
+            var g = reshape(slice(gates, axis: 0, range: j..<(j + 1)), [n, f4, height])
             if let hidden { g = g + state(hidden) }
             (hidden, cell) = lstmCell(gates: g, cell: cell)
             columns.append(reshape(hidden!, [1, n, f4 / 4, height]))
         }
-        return permute(concatenate(columns, axis: 0), [1, 2, 3, 0])
+        return concatenate(columns, axis: 0)
     }
 
     override func recurrent(_ layer: Int, _ x: Variable) -> Variable {
         let f = configuration.filters
         let both = inputToState[layer](x)                                  // [N, 8F, H, W]
         let halves = split(both, axis: 1, sizes: [4 * f, 4 * f])
-        let leftToRight = unskew(scan(skew(halves[0]), state: stateToState[2 * layer]))
-        let rightToLeft = flipWidth(unskew(scan(skew(flipWidth(halves[1])), state: stateToState[2 * layer + 1])))
+        let leftToRight = unskewColumns(scan(skewColumns(halves[0]), state: stateToState[2 * layer]))
+        // Right to left: the same scan on the mirrored map, mirrored back by the unskew.
+        let rightToLeft = unskewColumns(scan(skewColumns(halves[1], mirrored: true), state: stateToState[2 * layer + 1]), mirrored: true)
         return leftToRight + shiftDown(rightToLeft)
     }
 }
 
 // MARK: - Layout ops for the Diagonal BiLSTM (each with its pullback)
 
-/// `[N, C, H, W]` → `[N, C, H, W + H − 1]` with row i moved right by i (zeros elsewhere).
-public func skew(_ x: Variable) -> Variable {
-    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-    let wide = w + h - 1
-    var out = Tensor.zeros([n, c, h, wide])
-    for plane in 0..<(n * c) { for i in 0..<h { for j in 0..<w { out.scalars[(plane * h + i) * wide + i + j] = x.value.scalars[(plane * h + i) * w + j] } } }
-    return Variable(out, parents: [x]) { g in
-        var back = Tensor.zeros([n, c, h, w])
-        for plane in 0..<(n * c) { for i in 0..<h { for j in 0..<w { back.scalars[(plane * h + i) * w + j] = g.scalars[(plane * h + i) * wide + i + j] } } }
-        x.accumulate(back)
+/// The skewed, column-major layout of the Diagonal BiLSTM: `[N, C, H, W]` ↔ `[W + H − 1, N, C, H]`,
+/// with input (i, j) at column i + j (i + W − 1 − j when `mirrored`, i.e. of the width-mirrored map),
+/// so that each diagonal of the image is one contiguous block. One pass each way, split over planes.
+struct SkewedColumns {
+    let planes: Int, height: Int, width: Int, mirrored: Bool
+    var columns: Int { width + height - 1 }
+
+    /// Runs `body(plane, column, rows, source, step)` for every plane and column of the skewed map,
+    /// spread over the cores by planes: `rows` are the rows that hold a pixel in that column, the
+    /// first of them is pixel `source` of the plane, and each next row is `step` further on.
+    func forEachColumn(_ body: (_ plane: Int, _ column: Int, _ rows: Range<Int>, _ source: Int, _ step: Int) -> Void) {
+        // Blocks of planes small enough to stay in cache while every column of them is visited
+        // (column-major within a block, so that the skewed side is read or written in long runs).
+        let block = max(1, (64 << 10) / max(1, 4 * height * width))
+        Parallel.forEach((planes + block - 1) / block) { b in
+            let blockPlanes = (b * block)..<min(planes, (b + 1) * block)
+            for k in 0..<columns {
+                let rows = max(0, k - width + 1)..<min(height, k + 1)
+                // Row i holds pixel j = k − i (mirrored: W − 1 − k + i).
+                let j = mirrored ? width - 1 - k + rows.lowerBound : k - rows.lowerBound
+                for p in blockPlanes { body(p, k, rows, (p * height + rows.lowerBound) * width + j, mirrored ? width + 1 : width - 1) }
+            }
+        }
+    }
+
+    /// `[N, C, H, W]` → `[W + H − 1, N, C, H]`, zeros off the skewed image.
+    func skew(_ x: Tensor) -> Tensor {
+        Tensor(shape: [columns] + x.shape.dropLast(2) + [height]) { out in
+            x.withUnsafeBufferPointer { xp in
+                let (o, x) = (out.baseAddress!, xp.baseAddress!)
+                forEachColumn { p, k, rows, source, step in
+                    let column = o + (k * planes + p) * height
+                    for i in 0..<rows.lowerBound { column[i] = 0 }
+                    var from = source
+                    for i in rows { column[i] = x[from]; from += step }
+                    for i in rows.upperBound..<height { column[i] = 0 }
+                }
+            }
+        }
+    }
+
+    /// `[W + H − 1, N, C, H]` → `[N, C, H, W]` (the inverse of `skew`, and its adjoint).
+    func unskew(_ y: Tensor) -> Tensor {
+        Tensor(shape: Array(y.shape.dropFirst().dropLast()) + [height, width]) { out in
+            y.withUnsafeBufferPointer { yp in
+                let (o, y) = (out.baseAddress!, yp.baseAddress!)
+                forEachColumn { p, k, rows, source, step in
+                    let column = y + (k * planes + p) * height
+                    var to = source
+                    for i in rows { o[to] = column[i]; to += step }
+                }
+            }
+        }
     }
 }
 
-/// The inverse of `skew`: `[N, C, H, W + H − 1]` → `[N, C, H, W]`.
-public func unskew(_ x: Variable) -> Variable {
-    let (n, c, h, wide) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-    let w = wide - h + 1
-    var out = Tensor.zeros([n, c, h, w])
-    for plane in 0..<(n * c) { for i in 0..<h { for j in 0..<w { out.scalars[(plane * h + i) * w + j] = x.value.scalars[(plane * h + i) * wide + i + j] } } }
-    return Variable(out, parents: [x]) { g in
-        var back = Tensor.zeros([n, c, h, wide])
-        for plane in 0..<(n * c) { for i in 0..<h { for j in 0..<w { back.scalars[(plane * h + i) * wide + i + j] = g.scalars[(plane * h + i) * w + j] } } }
-        x.accumulate(back)
-    }
+/// `[N, C, H, W]` → `[W + H − 1, N, C, H]`: row i moved right by i (of the width-mirrored map when
+/// `mirrored`), laid out column by column.
+public func skewColumns(_ x: Variable, mirrored: Bool = false) -> Variable {
+    let layout = SkewedColumns(planes: x.shape[0] * x.shape[1], height: x.shape[2], width: x.shape[3], mirrored: mirrored)
+    return Variable(layout.skew(x.value), parents: [x]) { g in x.accumulate(layout.unskew(g)) }
 }
 
-/// Mirrors the last axis.
-public func flipWidth(_ x: Variable) -> Variable {
-    let w = x.shape[x.value.rank - 1]
-    func flip(_ t: Tensor) -> Tensor {
-        Tensor(shape: t.shape) { out in for row in 0..<(t.count / w) { for j in 0..<w { out[row * w + j] = t.scalars[row * w + w - 1 - j] } } }
-    }
-    return Variable(flip(x.value), parents: [x]) { g in x.accumulate(flip(g)) }
+/// The inverse of `skewColumns`: `[W + H − 1, N, C, H]` → `[N, C, H, W]`.
+public func unskewColumns(_ y: Variable, mirrored: Bool = false) -> Variable {
+    let (columns, height) = (y.shape[0], y.shape[3])
+    let layout = SkewedColumns(planes: y.shape[1] * y.shape[2], height: height, width: columns - height + 1, mirrored: mirrored)
+    return Variable(layout.unskew(y.value), parents: [y]) { g in y.accumulate(layout.skew(g)) }
 }
 
 /// `[N, C, H, W]` moved down one row: row i takes row i − 1, row 0 is zeros.

@@ -249,13 +249,22 @@ func allBinaryImages(_ d: Int) -> Tensor {
 @Suite struct PixelRNNTests {
     @Test func layoutOpGradients() {
         var rng = RandomGenerator(seed: 13)
-        let x = rng.normalTensor([2, 1, 3, 4])
-        for op in [skew, flipWidth, shiftDown] as [(Variable) -> Variable] {
+        let x = rng.normalTensor([2, 2, 3, 4])
+        for op in [{ skewColumns($0) }, { skewColumns($0, mirrored: true) }, shiftDown] as [(Variable) -> Variable] {
             #expect(GradientCheck().failures(inputs: [x]) { op($0[0]) }.isEmpty)
         }
-        #expect(GradientCheck().failures(inputs: [rng.normalTensor([1, 2, 3, 6])]) { unskew($0[0]) }.isEmpty)
-        let round = GradientMode.withoutGradients { unskew(skew(Variable(x))).value }
-        #expect(round == x)
+        for mirrored in [false, true] {
+            #expect(GradientCheck().failures(inputs: [rng.normalTensor([6, 2, 2, 3])]) { unskewColumns($0[0], mirrored: mirrored) }.isEmpty)
+            let skewed = GradientMode.withoutGradients { skewColumns(Variable(x), mirrored: mirrored).value }
+            #expect(skewed.shape == [6, 2, 2, 3])
+            // Pixel (i, j) of plane (b, c) sits in column i + j, or i + W − 1 − j when mirrored; the rest is zero.
+            var expected = Tensor.zeros([6, 2, 2, 3])
+            for b in 0..<2 { for c in 0..<2 { for i in 0..<3 { for j in 0..<4 {
+                expected[i + (mirrored ? 3 - j : j), b, c, i] = x[b, c, i, j]
+            } } } }
+            #expect(skewed == expected)
+            #expect(GradientMode.withoutGradients { unskewColumns(Variable(skewed), mirrored: mirrored).value } == x)
+        }
     }
 
     /// The Diagonal BiLSTM sees the whole context above a pixel: a pixel far up and to the right
