@@ -13,7 +13,7 @@ S=runs/images/seriatim-$(git rev-parse --short HEAD)
 cp .build/release/seriatim "$S"
 machine="$(nproc)-core $(lscpu | sed -n 's/^Model name: *//p' | head -1), commit $(git rev-parse --short HEAD)"
 
-declare -A steps=( [fvsbn]=20000 [nade]=10000 [made]=10000 [made32]=8000 [pixelcnn]=12000 [row-lstm]=2000 [diagonal-bilstm]=800 )
+declare -A steps=( [fvsbn]=20000 [nade]=10000 [made]=10000 [made32]=8000 [pixelcnn]=12000 [row-lstm]=2000 [diagonal-bilstm]=3000 )
 declare -A paper=( [fvsbn]=97.45 [nade]=88.86 [made]=88.40 [made32]=86.64 [pixelcnn]=81.30 [row-lstm]=80.54 [diagonal-bilstm]=79.20 )
 declare -A label=( [fvsbn]="FVSBN (L2 1e-4)" [nade]="NADE (500 hidden)" [made]="MADE (1×4000, 1 mask)" [made32]="MADE (2×4000, 32 masks)"
                    [pixelcnn]="PixelCNN (7×7 A, 6×3×3 B, 64 maps)" [row-lstm]="Row LSTM (7×7 A, 4 layers of 32)"
