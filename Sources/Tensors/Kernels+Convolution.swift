@@ -245,7 +245,7 @@ extension Kernels {
         let (batch, inChannels, height, width) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (outChannels, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
         let active = taps ?? ConvolutionTaps(kernelHeight: kh, kernelWidth: kw, mask: mask)
-        let grid = PaddedGrid(batch: batch, height: height, width: width, kernelHeight: kh, kernelWidth: kw)
+        let grid = PaddedGrid(batch: batch, height: height, width: width, taps: active)
         let padded = grid.pad(input, channels: inChannels)
         let packed = packTaps(weight, mask: mask, taps: active)
         var big = [Float](repeating: 0, count: outChannels * grid.columns)
@@ -289,7 +289,7 @@ extension Kernels {
         let (outChannels, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
         precondition(gradient.shape == [batch, outChannels, height, width], "maskedConv2DBackward: gradient \(gradient.shape)")
         let active = taps ?? ConvolutionTaps(kernelHeight: kh, kernelWidth: kw, mask: mask)
-        let grid = PaddedGrid(batch: batch, height: height, width: width, kernelHeight: kh, kernelWidth: kw)
+        let grid = PaddedGrid(batch: batch, height: height, width: width, taps: active)
         let padded = paddedInput ?? grid.pad(input, channels: inChannels)
         let gradientGrid = grid.scatter(gradient, channels: outChannels)
         let packed = packTaps(weight, mask: mask, taps: active)
@@ -389,14 +389,18 @@ extension Kernels {
 
 /// The zero-padded, channel-major layout on which a 2-D tap is a flat offset.
 ///
-/// Rows have stride S = W + pw: the pw zero columns after a row also serve as the left padding of
-/// the next. Images follow each other with ph zero rows between them (shared as bottom and top
-/// padding). Input (b, y, x) sits at pw + (ph + b·(H + ph) + y)·S + x; the output for (b, h, w) is
-/// column q = (b·(H + ph) + h)·S + w of the output grid, and tap (r, c) reads input index q + r·S + c.
-/// At 28×28 with 3×3 taps, 7% of the columns are padding (15% with separate padding per image).
+/// The padding is what the active taps reach: `up`/`down` rows above/below a pixel and `left`/`right`
+/// columns beside it (a masked kernel reaches no row below; a kernel of one row reaches no other row).
+/// Rows have stride S = W + max(left, right): the zero columns after a row also serve as the left
+/// padding of the next. Images follow each other with max(up, down) zero rows between them (shared as
+/// bottom and top padding). Input (b, y, x) sits at left + (up + b·(H + gap) + y)·S + x; the output for
+/// (b, h, w) is column q = (b·(H + gap) + h)·S + w of the output grid, and tap (r, c) reads input index
+/// q + (r − KH/2 + up)·S + (c − KW/2 + left). At 28×28 with 3×3 taps, 7% of the columns are padding.
 struct PaddedGrid {
     let batch: Int, height: Int, width: Int
     let padTop: Int, padLeft: Int
+    /// Kernel centre (row, column).
+    let centre: (row: Int, column: Int)
     /// Row stride.
     let stride: Int
     /// Rows from one image to the next.
@@ -406,16 +410,20 @@ struct PaddedGrid {
     /// Output columns computed per tap (the row length of the output grid).
     let columns: Int
 
-    init(batch: Int, height: Int, width: Int, kernelHeight: Int, kernelWidth: Int) {
+    init(batch: Int, height: Int, width: Int, taps: ConvolutionTaps) {
         self.batch = batch; self.height = height; self.width = width
-        padTop = kernelHeight / 2; padLeft = kernelWidth / 2
-        stride = width + padLeft
-        imageRows = height + padTop
+        centre = (taps.kernelHeight / 2, taps.kernelWidth / 2)
+        let rows = taps.taps.map(\.row), cols = taps.taps.map(\.column)
+        let up = max(0, centre.row - (rows.min() ?? centre.row)), down = max(0, (rows.max() ?? centre.row) - centre.row)
+        let left = max(0, centre.column - (cols.min() ?? centre.column)), right = max(0, (cols.max() ?? centre.column) - centre.column)
+        padTop = up; padLeft = left
+        stride = width + max(left, right)
+        imageRows = height + max(up, down)
         columns = ((batch - 1) * imageRows + height - 1) * stride + width
-        total = columns + (kernelHeight - 1) * stride + kernelWidth - 1
+        total = columns + (up + down) * stride + left + right
     }
 
-    func offset(_ tap: (row: Int, column: Int)) -> Int { tap.row * stride + tap.column }
+    func offset(_ tap: (row: Int, column: Int)) -> Int { (tap.row - centre.row + padTop) * stride + tap.column - centre.column + padLeft }
 
     /// Grid index of input (b, y, 0).
     @inline(__always) func inputRow(_ b: Int, _ y: Int) -> Int { padLeft + (padTop + b * imageRows + y) * stride }

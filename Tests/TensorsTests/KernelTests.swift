@@ -107,6 +107,27 @@ import Tensors
         }
     }
 
+    /// The padded grid keeps only the padding the active taps reach: one-row kernels, kernels that
+    /// reach only rows above, and half-width kernels, with stacked (3 inputs) and per-tap (17) GEMMs.
+    @Test func maskedConv2DPadsWhatTheTapsReach() {
+        var rng = RandomGenerator(seed: 8)
+        let shapes: [(String, (Int, Int) -> Bool)] = [("centre row", { r, _ in r == 2 }), ("rows above", { r, _ in r < 2 }),
+                                                      ("type B", { r, c in r < 2 || (r == 2 && c <= 2) }), ("right half", { _, c in c >= 2 }),
+                                                      ("bottom right corner", { r, c in r == 4 && c == 4 })]
+        for (name, keep) in shapes { for inC in [3, 17] {
+            let w = rng.uniformTensor([4, inC, 5, 5], low: -1, high: 1)
+            var mask = Tensor.zeros(w.shape)
+            for o in 0..<4 { for i in 0..<inC { for r in 0..<5 { for c in 0..<5 where keep(r, c) { mask[o, i, r, c] = 1 } } } }
+            let x = rng.uniformTensor([3, inC, 6, 7], low: -1, high: 1), dy = rng.uniformTensor([3, 4, 6, 7], low: -1, high: 1)
+            let y = Kernels.maskedConv2DReference(x, weight: w, mask: mask, bias: nil)
+            #expect(Kernels.maskedConv2D(x, weight: w, mask: mask, bias: nil).maxAbsoluteDifference(y) < 1e-4, "\(name), \(inC) inputs")
+            let g = Kernels.maskedConv2DBackward(dy, input: x, weight: w, mask: mask)
+            let scale = max(1, abs(dot(dy, y)))
+            #expect(abs(dot(dy, y) - dot(g.input!, x)) < 1e-4 * scale, "\(name), \(inC) inputs")
+            #expect(abs(dot(dy, y) - dot(g.weight, w)) < 1e-4 * scale, "\(name), \(inC) inputs")
+        } }
+    }
+
     @Test func maskedTapsAreSkipped() {
         var mask = Tensor.ones([2, 2, 3, 3])
         for o in 0..<2 { for i in 0..<2 { for c in 0..<3 { mask[o, i, 2, c] = 0 } ; mask[o, i, 1, 2] = 0 } }
