@@ -221,7 +221,13 @@ extension Kernels {
 ///
 /// A mask built from sorted degrees (MADE's first mask set, FVSBN, the direct path) is a staircase,
 /// so about half of `x · (W ⊙ M)ᵀ` multiplies by zero; the `linear` kernels skip those parts.
-/// A mask without such structure gets one dense block and costs what an unmasked product does.
+/// A 0/1 mask whose rows see nested sets of columns (any degree mask: MADE's order-agnostic and
+/// connectivity-agnostic sets) becomes one once its rows are sorted by how many columns they see
+/// (ascending) and its columns by how many rows see them (descending): every row is then a run of
+/// ones from the first column. Such a layout keeps the two orders and each row's run length; the
+/// kernels gather the weight in that order while masking it (the mask itself is not read), multiply,
+/// and scatter back. A mask with neither structure gets one dense block and costs what an unmasked
+/// product does.
 public struct MaskLayout: Sendable, Equatable {
     /// A rectangle of the mask holding all the nonzeros of its rows (`rowBlocks`) or of its columns (`columnBlocks`).
     public struct Block: Sendable, Equatable {
@@ -235,6 +241,10 @@ public struct MaskLayout: Sendable, Equatable {
     public let rowBlocks: [Block]
     /// Column blocks with the rows they touch.
     public let columnBlocks: [Block]
+    /// When set, the blocks describe the mask with its rows taken in this order (row a of the
+    /// reordered mask is row `rowOrder[a]`) and its columns in `columnOrder`; reordered row a is
+    /// ones in its first `runLengths[a]` columns and zeros after.
+    public let rowOrder: [Int]?, columnOrder: [Int]?, runLengths: [Int]?
 
     /// One block covering everything (no mask, or a mask without usable structure).
     public static func dense(rows: Int, columns: Int) -> MaskLayout {
@@ -242,14 +252,44 @@ public struct MaskLayout: Sendable, Equatable {
         return MaskLayout(rows: rows, columns: columns, rowBlocks: [all], columnBlocks: [all])
     }
 
-    private init(rows: Int, columns: Int, rowBlocks: [Block], columnBlocks: [Block]) {
+    private init(rows: Int, columns: Int, rowBlocks: [Block], columnBlocks: [Block],
+                 reordering: (rows: [Int], columns: [Int], runs: [Int])? = nil) {
         self.rows = rows; self.columns = columns; self.rowBlocks = rowBlocks; self.columnBlocks = columnBlocks
+        rowOrder = reordering?.rows; columnOrder = reordering?.columns; runLengths = reordering?.runs
     }
 
-    /// The layout of `mask` `[O, I]` with blocks of `blockSize` rows or columns; dense when the
-    /// blocks would skip less than a fifth of the product.
-    public init(mask: Tensor, blockSize: Int = 64) {
+    /// The layout of `mask` `[O, I]` with blocks of `blockSize` rows or columns: as it stands, else
+    /// reordered, else dense — whichever first skips at least a fifth of the product.
+    public init(mask: Tensor, blockSize: Int = 64, reorders: Bool = true) {
         precondition(mask.rank == 2 && blockSize > 0, "MaskLayout: mask \(mask.shape) must be [O, I]")
+        let (rows, columns) = (mask.shape[0], mask.shape[1])
+        if let (rowBlocks, columnBlocks) = MaskLayout.blocks(mask, blockSize: blockSize) {
+            self.init(rows: rows, columns: columns, rowBlocks: rowBlocks, columnBlocks: columnBlocks)
+            return
+        }
+        self = .dense(rows: rows, columns: columns)
+        guard reorders, mask.scalars.allSatisfy({ $0 == 0 || $0 == 1 }) else { return }
+        var rowCounts = [Int](repeating: 0, count: rows), columnCounts = [Int](repeating: 0, count: columns)
+        for r in 0..<rows { for c in 0..<columns where mask.scalars[r * columns + c] != 0 { rowCounts[r] += 1; columnCounts[c] += 1 } }
+        let rowOrder = (0..<rows).sorted { (rowCounts[$0], $0) < (rowCounts[$1], $1) }
+        let columnOrder = (0..<columns).sorted { (-columnCounts[$0], $0) < (-columnCounts[$1], $1) }
+        let runs = rowOrder.map { rowCounts[$0] }
+        // Every reordered row must be a run of ones from the first column (nested rows).
+        for a in 0..<rows {
+            let row = rowOrder[a] * columns
+            for b in 0..<runs[a] where mask.scalars[row + columnOrder[b]] == 0 { return }
+        }
+        let reordered = Tensor(shape: [rows, columns]) { out in
+            for a in 0..<rows { for b in 0..<columns { out[a * columns + b] = b < runs[a] ? 1 : 0 } }
+        }
+        if let (rowBlocks, columnBlocks) = MaskLayout.blocks(reordered, blockSize: blockSize) {
+            self.init(rows: rows, columns: columns, rowBlocks: rowBlocks, columnBlocks: columnBlocks,
+                      reordering: (rowOrder, columnOrder, runs))
+        }
+    }
+
+    /// Row and column blocks of `mask` as it stands, or nil when they would skip less than a fifth.
+    private static func blocks(_ mask: Tensor, blockSize: Int) -> (rows: [Block], columns: [Block])? {
         let (rows, columns) = (mask.shape[0], mask.shape[1])
         var rowFirst = [Int](repeating: columns, count: rows), rowLast = [Int](repeating: -1, count: rows)
         var columnFirst = [Int](repeating: rows, count: columns), columnLast = [Int](repeating: -1, count: columns)
@@ -272,11 +312,8 @@ public struct MaskLayout: Sendable, Equatable {
         let rowBlocks = blocks(rows, rowFirst, rowLast, transposed: false)
         let columnBlocks = blocks(columns, columnFirst, columnLast, transposed: true)
         let total = max(rows * columns, 1)
-        if rowBlocks.reduce(0, { $0 + $1.area }) * 5 > total * 4 || columnBlocks.reduce(0, { $0 + $1.area }) * 5 > total * 4 {
-            self = .dense(rows: rows, columns: columns)
-        } else {
-            self.init(rows: rows, columns: columns, rowBlocks: rowBlocks, columnBlocks: columnBlocks)
-        }
+        if rowBlocks.reduce(0, { $0 + $1.area }) * 5 > total * 4 || columnBlocks.reduce(0, { $0 + $1.area }) * 5 > total * 4 { return nil }
+        return (rowBlocks, columnBlocks)
     }
 
     /// `layout`, or the one `mask` has (dense without a mask).
@@ -311,8 +348,8 @@ extension Kernels {
     }
 
     /// `x · (W ⊙ M)ᵀ + b` for `x` `[N, I]`, `weight` and `mask` `[O, I]`, `bias` `[O]`, returning the
-    /// output `[N, O]` and the masked weight (the weight itself when there is no mask), which the
-    /// input gradient needs.
+    /// output `[N, O]` and the masked weight (the weight itself when there is no mask; rows and
+    /// columns in the layout's order when it has one), which the input gradient needs.
     ///
     /// Each block of output units is done in one pass while its weight rows are in cache: mask
     /// them, write the bias into the output columns, multiply-add over the columns the mask lets
@@ -326,8 +363,13 @@ extension Kernels {
         precondition(bias == nil || bias!.count == outputs, "linear: bias \(bias!.shape) does not fit \(outputs) outputs")
         let layout = MaskLayout.resolve(layout, mask: mask, rows: outputs, columns: inputs)
         precondition(layout.rows == outputs && layout.columns == inputs, "linear: layout does not fit weight \(weight.shape)")
+        precondition(layout.rowOrder == nil || mask != nil, "linear: a reordered layout needs its mask")
         let work = n * inputs * outputs
         let blocks = MaskLayout.pieces(layout.rowBlocks, byRows: true, work: work)
+        // A reordered layout: x's columns, the weight's rows and columns and the bias in its order
+        // (gathered in the masking pass), the output's columns put back at the end.
+        let (rowOrder, columnOrder, runLengths) = (layout.rowOrder, layout.columnOrder, layout.runLengths)
+        let x = columnOrder.map { gatherColumns(x, $0) } ?? x
         var effective = mask == nil ? weight : Tensor(shape: weight.shape) { _ in }
         var output = Tensor(shape: [n, outputs]) { _ in }
         func run(_ e: UnsafeMutablePointer<Float>?, _ w: UnsafePointer<Float>, _ m: UnsafePointer<Float>?) {
@@ -338,16 +380,28 @@ extension Kernels {
                     withOptionalPointer(bias) { b in
                         forEachBlock(blocks, work: work) { r0, r1, c0, c1 in
                             if let e, let m {
+                                // A reordered row is gathered from a copy read front to back (the
+                                // prefetcher's pattern, not the gather's).
+                                let copy = rowOrder == nil ? nil : UnsafeMutablePointer<Float>.allocate(capacity: inputs)
+                                defer { copy?.deallocate() }
                                 for r in r0..<r1 {
                                     let row = r * inputs
                                     (e + row).initialize(repeating: 0, count: c0)
-                                    for j in (row + c0)..<(row + c1) { e[j] = w[j] * m[j] }
+                                    if let copy, let rowOrder, let columnOrder, let runLengths {
+                                        let run = min(max(runLengths[r], c0), c1)
+                                        copy.update(from: w + rowOrder[r] * inputs, count: inputs)
+                                        for j in c0..<run { e[row + j] = copy[columnOrder[j]] }
+                                        for j in run..<c1 { e[row + j] = 0 }
+                                    } else {
+                                        for j in (row + c0)..<(row + c1) { e[j] = w[j] * m[j] }
+                                    }
                                     (e + row + c1).initialize(repeating: 0, count: inputs - c1)
                                 }
                             }
                             for i in 0..<n {
                                 let target = out + i * outputs + r0
-                                if let b { target.update(from: b + r0, count: r1 - r0) } else { target.initialize(repeating: 0, count: r1 - r0) }
+                                if let b, let rowOrder { for r in r0..<r1 { target[r - r0] = b[rowOrder[r]] } }
+                                else if let b { target.update(from: b + r0, count: r1 - r0) } else { target.initialize(repeating: 0, count: r1 - r0) }
                             }
                             guard c0 < c1 else { return }
                             gemmSerial(transposeB: true, m: n, n: r1 - r0, k: c1 - c0, a: xp.baseAddress! + c0, lda: inputs,
@@ -366,18 +420,40 @@ extension Kernels {
                 run(nil, w.baseAddress!, nil)
             }
         }
-        return (output, effective)
+        return (rowOrder.map { scatterColumns(output, $0) } ?? output, effective)
+    }
+
+    /// `x[:, order]`: the columns of `[N, K]` taken in `order`.
+    static func gatherColumns(_ x: Tensor, _ order: [Int]) -> Tensor {
+        let (n, k) = (x.shape[0], x.shape[1])
+        return Tensor(shape: [n, k]) { out in
+            x.withUnsafeBufferPointer { xp in
+                for i in 0..<n { for (a, c) in order.enumerated() { out[i * k + a] = xp[i * k + c] } }
+            }
+        }
+    }
+
+    /// The inverse of `gatherColumns`: column a of `x` goes to column `order[a]`.
+    static func scatterColumns(_ x: Tensor, _ order: [Int]) -> Tensor {
+        let (n, k) = (x.shape[0], x.shape[1])
+        return Tensor(shape: [n, k]) { out in
+            x.withUnsafeBufferPointer { xp in
+                for i in 0..<n { for (a, c) in order.enumerated() { out[i * k + c] = xp[i * k + a] } }
+            }
+        }
     }
 
     /// `gradient · E`: the input gradient of `linear` for output gradient `[N, O]` and masked
-    /// weight `E` `[O, I]`, each block of input columns summing only over the rows that reach it.
+    /// weight `E` `[O, I]` (as `linear` returned it: in the layout's order when it has one), each
+    /// block of input columns summing only over the rows that reach it.
     public static func linearInputGradient(_ gradient: Tensor, effective: Tensor, layout: MaskLayout? = nil) -> Tensor {
         let (n, outputs, inputs) = (gradient.shape[0], effective.shape[0], effective.shape[1])
         precondition(gradient.shape[1] == outputs, "linearInputGradient: gradient \(gradient.shape) vs weight \(effective.shape)")
         let layout = MaskLayout.resolve(layout, mask: nil, rows: outputs, columns: inputs)
         let work = n * inputs * outputs
         let blocks = MaskLayout.pieces(layout.columnBlocks, byRows: false, work: work)
-        return Tensor(shape: [n, inputs]) { result in
+        let gradient = layout.rowOrder.map { gatherColumns(gradient, $0) } ?? gradient
+        let result = Tensor(shape: [n, inputs]) { result in
             let dx = result.baseAddress!
             gradient.withUnsafeBufferPointer { g in
                 effective.withUnsafeBufferPointer { e in
@@ -392,6 +468,7 @@ extension Kernels {
                 }
             }
         }
+        return layout.columnOrder.map { scatterColumns(result, $0) } ?? result
     }
 
     /// `(gradientᵀ · x) ⊙ M`: the weight gradient of `linear` for output gradient `[N, O]` and
@@ -402,6 +479,10 @@ extension Kernels {
         let layout = MaskLayout.resolve(layout, mask: mask, rows: outputs, columns: inputs)
         let work = n * inputs * outputs
         let blocks = MaskLayout.pieces(layout.rowBlocks, byRows: true, work: work)
+        if let rowOrder = layout.rowOrder, let columnOrder = layout.columnOrder, let runLengths = layout.runLengths {
+            return reorderedWeightGradient(gatherColumns(gradient, rowOrder), input: gatherColumns(x, columnOrder), blocks: blocks,
+                                           rowOrder: rowOrder, columnOrder: columnOrder, runLengths: runLengths)
+        }
         return Tensor(shape: [outputs, inputs]) { result in
             let g = result.baseAddress!
             gradient.withUnsafeBufferPointer { dy in
@@ -422,6 +503,32 @@ extension Kernels {
                     }
                 }
             }
+        }
+    }
+
+    /// `linearWeightGradient` for a reordered layout, from the reordered output gradient and input:
+    /// each block's product goes to scratch, then its unmasked part is put back at the original rows and columns.
+    private static func reorderedWeightGradient(_ gradient: Tensor, input x: Tensor, blocks: [MaskLayout.Block],
+                                                rowOrder: [Int], columnOrder: [Int], runLengths: [Int]) -> Tensor {
+        let (n, inputs, outputs) = (x.shape[0], x.shape[1], gradient.shape[1])
+        return Tensor(shape: [outputs, inputs]) { result in
+            let g = result.baseAddress!
+            gradient.withUnsafeBufferPointer { dy in x.withUnsafeBufferPointer { xp in
+                forEachBlock(blocks, work: n * inputs * outputs) { r0, r1, c0, c1 in
+                    let width = c1 - c0
+                    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, (r1 - r0) * width))
+                    defer { scratch.deallocate() }
+                    if c0 < c1 {
+                        gemmSerial(transposeA: true, m: r1 - r0, n: width, k: n, a: dy.baseAddress! + r0, lda: outputs,
+                                   b: xp.baseAddress! + c0, ldb: inputs, beta: 0, c: scratch, ldc: width)
+                    }
+                    for r in r0..<r1 {
+                        let row = rowOrder[r] * inputs, product = scratch + (r - r0) * width
+                        (g + row).initialize(repeating: 0, count: inputs)
+                        for j in c0..<min(max(runLengths[r], c0), c1) { g[row + columnOrder[j]] = product[j - c0] }
+                    }
+                }
+            } }
         }
     }
 

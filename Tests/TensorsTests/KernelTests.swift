@@ -311,7 +311,7 @@ import Tensors
 
 /// The fused masked `linear` kernels (block-skipping by `MaskLayout`) against plain products.
 @Suite struct MaskedLinearKernelTests {
-    enum MaskKind: CaseIterable { case staircase, strictStaircase, random, zeroRows, none }
+    enum MaskKind: CaseIterable { case staircase, strictStaircase, random, zeroRows, shuffledDegrees, none }
 
     func mask(_ kind: MaskKind, outputs: Int, inputs: Int, generator: inout RandomGenerator) -> Tensor? {
         // Sorted degrees as in MADE: output o has degree 1 + o·I/O, input i degree i + 1.
@@ -324,6 +324,12 @@ import Tensors
             return Tensor(shape: [outputs, inputs], scalars: (0..<(outputs * inputs)).map { Float(degree($0 / inputs) > $0 % inputs + 1 ? 1 : 0) })
         case .random:
             return Tensor(shape: [outputs, inputs], scalars: (0..<(outputs * inputs)).map { _ in generator.bernoulli(0.5) })
+        case .shuffledDegrees:
+            // An order-agnostic MADE mask: inputs in a random order, outputs with random degrees.
+            var order = Array(1...inputs)
+            for i in stride(from: inputs - 1, to: 0, by: -1) { order.swapAt(i, generator.integer(below: i + 1)) }
+            let outputDegree = (0..<outputs).map { _ in 1 + generator.integer(below: inputs) }
+            return Tensor(shape: [outputs, inputs], scalars: (0..<(outputs * inputs)).map { Float(outputDegree[$0 / inputs] >= order[$0 % inputs] ? 1 : 0) })
         case .zeroRows:
             // The first rows see nothing (like FVSBN's first output), then a staircase.
             return Tensor(shape: [outputs, inputs], scalars: (0..<(outputs * inputs)).map {
@@ -343,13 +349,18 @@ import Tensors
         let layout = m.map { MaskLayout(mask: $0, blockSize: size.block) }
         let expectedWeight = m.map { Kernels.binary(.multiply, w, $0) } ?? w
         let expected = Kernels.add(Kernels.matmul(x, expectedWeight, transposeRight: true, reference: true), b)
+        // The masked weight as `linear` hands it to the input gradient: in the layout's order.
+        var ordered = expectedWeight
+        if let layout, let rows = layout.rowOrder, let columns = layout.columnOrder {
+            for a in 0..<size.outputs { for c in 0..<size.inputs { ordered[a, c] = expectedWeight[rows[a], columns[c]] } }
+        }
         for bias in [true, false] {
             let (output, effective) = Kernels.linear(x, weight: w, mask: m, layout: layout, bias: bias ? b : nil)
             let target = bias ? expected : Kernels.matmul(x, expectedWeight, transposeRight: true, reference: true)
             #expect(output.maxAbsoluteDifference(target) < 1e-4, "\(kind) \(size) bias \(bias)")
-            #expect(effective.maxAbsoluteDifference(expectedWeight) == 0)
+            #expect(effective.maxAbsoluteDifference(ordered) == 0)
         }
-        let dx = Kernels.linearInputGradient(dy, effective: expectedWeight, layout: layout)
+        let dx = Kernels.linearInputGradient(dy, effective: ordered, layout: layout)
         #expect(dx.maxAbsoluteDifference(Kernels.matmul(dy, expectedWeight, reference: true)) < 1e-4, "\(kind) \(size)")
         let dw = Kernels.linearWeightGradient(dy, input: x, mask: m, layout: layout)
         let dwPlain = Kernels.matmul(dy, x, transposeLeft: true, reference: true)
@@ -366,5 +377,9 @@ import Tensors
         // No structure: one dense block.
         let random = MaskLayout(mask: mask(.random, outputs: 50, inputs: 60, generator: &rng)!)
         #expect(random == .dense(rows: 50, columns: 60))
+        // Shuffled degrees are a staircase once reordered: about half is skipped again.
+        let shuffled = MaskLayout(mask: mask(.shuffledDegrees, outputs: 500, inputs: 784, generator: &rng)!)
+        #expect(shuffled.rowOrder != nil && shuffled.columnOrder != nil)
+        #expect(shuffled.rowBlocks.reduce(0) { $0 + $1.rows.count * $1.columns.count } < 500 * 784 * 6 / 10)
     }
 }
