@@ -248,7 +248,11 @@ extension Kernels {
         let grid = PaddedGrid(batch: batch, height: height, width: width, taps: active)
         let padded = grid.pad(input, channels: inChannels)
         let packed = packTaps(weight, mask: mask, taps: active)
-        var big = [Float](repeating: 0, count: outChannels * grid.columns)
+        // With a tap, every element is written: the stacked GEMM and each tile's first tap run with beta = 0.
+        var big = [Float](unsafeUninitializedCapacity: outChannels * grid.columns) { buffer, count in
+            if active.taps.isEmpty { buffer.initialize(repeating: 0) }
+            count = outChannels * grid.columns
+        }
         if stacksTaps(inChannels: inChannels, taps: active) {
             // Few input channels (an input layer): one GEMM over the stacked shifted rows instead of a
             // GEMM per tap that would each read and write the whole output for a product of depth I.

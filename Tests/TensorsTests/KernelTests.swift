@@ -112,7 +112,7 @@ import Tensors
     @Test func maskedConv2DPadsWhatTheTapsReach() {
         var rng = RandomGenerator(seed: 8)
         let shapes: [(String, (Int, Int) -> Bool)] = [("centre row", { r, _ in r == 2 }), ("rows above", { r, _ in r < 2 }),
-                                                      ("type B", { r, c in r < 2 || (r == 2 && c <= 2) }), ("right half", { _, c in c >= 2 }),
+                                                      ("type B", { r, c in r < 2 || (r == 2 && c <= 2) }), ("right half", { _, c in c >= 2 }), ("nothing", { _, _ in false }),
                                                       ("bottom right corner", { r, c in r == 4 && c == 4 })]
         for (name, keep) in shapes { for inC in [3, 17] {
             let w = rng.uniformTensor([4, inC, 5, 5], low: -1, high: 1)
