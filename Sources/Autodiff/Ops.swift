@@ -267,6 +267,67 @@ public func maskedConv2D(_ x: Variable, weight: Variable, mask: Tensor?, bias: V
     }
 }
 
+/// The LSTM cell, fused: gate pre-activations `[N, 4F, …]` (output o, forget f, input i and
+/// candidate g blocks of F along axis 1) and the previous cell state `[N, F, …]` (nil at the first
+/// step) give `c = σ(f)·c₋ + σ(i)·tanh(g)` and `h = σ(o)·tanh(c)`, each one pass over the gates.
+public func lstmCell(gates: Variable, cell previous: Variable?) -> (hidden: Variable, cell: Variable) {
+    let (batch, f) = (gates.shape[0], gates.shape[1] / 4)
+    precondition(gates.value.rank >= 2 && gates.shape[1] % 4 == 0 && batch > 0, "lstmCell: gates \(gates.shape) need [N, 4F, …]")
+    var stateShape = gates.shape
+    stateShape[1] = f
+    precondition(previous == nil || previous!.shape == stateShape, "lstmCell: previous cell \(previous!.shape), expected \(stateShape)")
+    let m = gates.value.count / batch / 4
+    /// Runs `body(n)` for every batch item, over the cores when there is enough work.
+    func forEachItem(_ body: (Int) -> Void) {
+        if batch * m >= Parallel.elementwiseGrain { Parallel.forEach(batch, body) } else { for n in 0..<batch { body(n) } }
+    }
+    let previousValue = previous?.value ?? Tensor(shape: [0]) { _ in }
+    var activated = Tensor(shape: gates.shape) { _ in }
+    var cell = Tensor(shape: stateShape) { _ in }, cellTanh = Tensor(shape: stateShape) { _ in }, hidden = Tensor(shape: stateShape) { _ in }
+    gates.value.withUnsafeBufferPointer { g in previousValue.withUnsafeBufferPointer { p in activated.withUnsafeMutableBufferPointer { a in
+        cell.withUnsafeMutableBufferPointer { c in cellTanh.withUnsafeMutableBufferPointer { t in hidden.withUnsafeMutableBufferPointer { h in
+            forEachItem { n in
+                Kernels.lstmCellForward(count: m, gates: g.baseAddress! + n * 4 * m, previous: previous == nil ? nil : p.baseAddress! + n * m,
+                                        activated: a.baseAddress! + n * 4 * m, cell: c.baseAddress! + n * m,
+                                        cellTanh: t.baseAddress! + n * m, hidden: h.baseAddress! + n * m)
+            }
+        } } }
+    } } }
+    var gateShape = gates.shape
+    gateShape[1] = 3 * f
+    let cellVariable = Variable(cell, parents: [gates] + (previous.map { [$0] } ?? [])) { dc in
+        var dGates = Tensor(shape: gateShape) { _ in }
+        var dPrevious = Tensor(shape: previous == nil ? [0] : stateShape) { _ in }
+        activated.withUnsafeBufferPointer { a in dc.withUnsafeBufferPointer { d in previousValue.withUnsafeBufferPointer { p in
+            dGates.withUnsafeMutableBufferPointer { dg in dPrevious.withUnsafeMutableBufferPointer { dp in
+                forEachItem { n in
+                    Kernels.lstmCellStateBackward(count: m, activated: a.baseAddress! + n * 4 * m,
+                                                  previous: previous == nil ? nil : p.baseAddress! + n * m,
+                                                  gradient: d.baseAddress! + n * m, gatesGradient: dg.baseAddress! + n * 3 * m,
+                                                  previousGradient: previous == nil ? nil : dp.baseAddress! + n * m)
+                }
+            } }
+        } } }
+        gates.accumulate(dGates, axis: 1, range: f..<(4 * f))
+        previous?.accumulate(dPrevious)
+    }
+    let hiddenVariable = Variable(hidden, parents: [gates, cellVariable]) { dh in
+        var dOutput = Tensor(shape: stateShape) { _ in }, dCell = Tensor(shape: stateShape) { _ in }
+        activated.withUnsafeBufferPointer { a in cellTanh.withUnsafeBufferPointer { t in dh.withUnsafeBufferPointer { d in
+            dOutput.withUnsafeMutableBufferPointer { dO in dCell.withUnsafeMutableBufferPointer { dC in
+                forEachItem { n in
+                    Kernels.lstmHiddenBackward(count: m, activated: a.baseAddress! + n * 4 * m, cellTanh: t.baseAddress! + n * m,
+                                               gradient: d.baseAddress! + n * m, outputGateGradient: dO.baseAddress! + n * m,
+                                               cellGradient: dC.baseAddress! + n * m)
+                }
+            } }
+        } } }
+        gates.accumulate(dOutput, axis: 1, range: 0..<f)
+        cellVariable.accumulate(dCell)
+    }
+    return (hiddenVariable, cellVariable)
+}
+
 /// The WaveNet gate on a stacked pre-activation `[B, 2G, T]` (filter channels first, then gate
 /// channels), giving `[B, G, T]`: `tanh(filter) ⊙ σ(gate)` without copying the halves apart.
 public func gatedActivation(stacked a: Variable) -> Variable {

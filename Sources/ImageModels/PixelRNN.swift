@@ -19,15 +19,6 @@ import Foundation
 import NeuralNetworks
 import Tensors
 
-/// The LSTM cell on stacked gates `[…, 4F, …]` (output, forget, input, candidate along axis 1).
-func lstmCell(gates: Variable, cell previous: Variable?) -> (hidden: Variable, cell: Variable) {
-    let f = gates.shape[1] / 4
-    let parts = split(gates, axis: 1, sizes: [f, f, f, f])
-    let (o, forget, input, candidate) = (sigmoid(parts[0]), sigmoid(parts[1]), sigmoid(parts[2]), tanh(parts[3]))
-    let cell = previous.map { forget * $0 + input * candidate } ?? input * candidate
-    return (o * tanh(cell), cell)
-}
-
 /// A mask repeated `copies` times along the output axis (gate stacks keep the feature groups).
 func repeatedMask(_ mask: Tensor, copies: Int) -> Tensor { Kernels.concatenate([Tensor](repeating: mask, count: copies), axis: 0) }
 

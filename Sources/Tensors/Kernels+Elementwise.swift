@@ -121,6 +121,82 @@ extension Kernels {
     }
 }
 
+// MARK: - LSTM cell
+
+extension Kernels {
+    /// `lanes` floats from `p + i` (the rest of the vector zero).
+    @inline(__always) static func load(_ p: UnsafePointer<Float>, _ i: Int, _ lanes: Int) -> Vector {
+        if lanes == VectorMath.width { return UnsafeRawPointer(p + i).loadUnaligned(as: Vector.self) }
+        var v = Vector()
+        for lane in 0..<lanes { v[lane] = p[i + lane] }
+        return v
+    }
+
+    /// The first `lanes` lanes of `v` to `p + i`.
+    @inline(__always) static func store(_ v: Vector, _ p: UnsafeMutablePointer<Float>, _ i: Int, _ lanes: Int) {
+        if lanes == VectorMath.width { UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: Vector.self); return }
+        for lane in 0..<lanes { p[i + lane] = v[lane] }
+    }
+
+    /// The LSTM cell on gate pre-activations stacked as blocks of `count` (output o, forget f,
+    /// input i, candidate g): `c = σ(f)·c₋ + σ(i)·tanh(g)` (no c₋: the first step) and `h = σ(o)·tanh(c)`.
+    /// Also writes the activated gates (σ(o), σ(f), σ(i), tanh(g), four blocks) and tanh(c), which
+    /// the backward passes use instead of evaluating the functions again.
+    public static func lstmCellForward(count: Int, gates: UnsafePointer<Float>, previous: UnsafePointer<Float>?,
+                                       activated a: UnsafeMutablePointer<Float>, cell: UnsafeMutablePointer<Float>,
+                                       cellTanh: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>) {
+        var k = 0
+        while k < count {
+            let lanes = Swift.min(VectorMath.width, count - k)
+            let o = VectorMath.sigmoid(load(gates, k, lanes)), f = VectorMath.sigmoid(load(gates + count, k, lanes))
+            let i = VectorMath.sigmoid(load(gates + 2 * count, k, lanes)), g = VectorMath.tanh(load(gates + 3 * count, k, lanes))
+            var c = i * g
+            if let previous { c += f * load(previous, k, lanes) }
+            let t = VectorMath.tanh(c)
+            store(o, a, k, lanes); store(f, a + count, k, lanes); store(i, a + 2 * count, k, lanes); store(g, a + 3 * count, k, lanes)
+            store(c, cell, k, lanes); store(t, cellTanh, k, lanes); store(o * t, hidden, k, lanes)
+            k += VectorMath.width
+        }
+    }
+
+    /// Gradients of the cell state `c` with respect to the f, i, g gate blocks (written to
+    /// `gatesGradient`, three blocks of `count`) and to `c₋` (written to `previousGradient`), from
+    /// the activated gates `lstmCellForward` wrote.
+    public static func lstmCellStateBackward(count: Int, activated a: UnsafePointer<Float>, previous: UnsafePointer<Float>?,
+                                             gradient dc: UnsafePointer<Float>, gatesGradient: UnsafeMutablePointer<Float>,
+                                             previousGradient: UnsafeMutablePointer<Float>?) {
+        var k = 0
+        while k < count {
+            let lanes = Swift.min(VectorMath.width, count - k)
+            let f = load(a + count, k, lanes), i = load(a + 2 * count, k, lanes), g = load(a + 3 * count, k, lanes), d = load(dc, k, lanes)
+            if let previous, let previousGradient {
+                store(d * load(previous, k, lanes) * f * (1 - f), gatesGradient, k, lanes)
+                store(d * f, previousGradient, k, lanes)
+            } else {
+                store(Vector(), gatesGradient, k, lanes)
+            }
+            store(d * g * i * (1 - i), gatesGradient + count, k, lanes)
+            store(d * i * (1 - g * g), gatesGradient + 2 * count, k, lanes)
+            k += VectorMath.width
+        }
+    }
+
+    /// Gradients of `h = σ(o)·tanh(c)` with respect to the o gate block and to `c`, from σ(o) (the
+    /// first activated block) and tanh(c).
+    public static func lstmHiddenBackward(count: Int, activated a: UnsafePointer<Float>, cellTanh: UnsafePointer<Float>,
+                                          gradient dh: UnsafePointer<Float>, outputGateGradient: UnsafeMutablePointer<Float>,
+                                          cellGradient: UnsafeMutablePointer<Float>) {
+        var k = 0
+        while k < count {
+            let lanes = Swift.min(VectorMath.width, count - k)
+            let o = load(a, k, lanes), t = load(cellTanh, k, lanes), d = load(dh, k, lanes)
+            store(d * t * o * (1 - o), outputGateGradient, k, lanes)
+            store(d * o * (1 - t * t), cellGradient, k, lanes)
+            k += VectorMath.width
+        }
+    }
+}
+
 // MARK: - Binary with broadcasting
 
 /// Elementwise binary operations with NumPy-style broadcasting.

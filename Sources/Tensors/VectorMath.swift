@@ -6,7 +6,7 @@
 public typealias Vector = SIMD16<Float>
 
 public enum VectorMath {
-    public static let width = Vector.scalarCount
+    @inlinable public static var width: Int { Vector.scalarCount }
 
     /// e^x, lanewise. Inputs are clamped to [-87.3, 88.7] (the float range of e^x).
     ///
@@ -14,7 +14,7 @@ public enum VectorMath {
     /// float-to-integer conversions compile to per-lane loops (measured 33 ns per element
     /// against 0.33 ns for this form). Rounding uses the 1.5·2²³ trick, whose bit pattern also
     /// carries the integer exponent.
-    @inlinable @inline(__always)
+    @_transparent
     public static func exp(_ x: Vector) -> Vector {
         // Clamp with selects, not min/max: those would turn NaN into a number and hide divergence.
         var x = x.replacing(with: -87.33654, where: x .< -87.33654)
@@ -39,13 +39,13 @@ public enum VectorMath {
     }
 
     /// The logistic function 1 / (1 + e^(-x)), lanewise.
-    @inlinable @inline(__always)
+    @_transparent
     public static func sigmoid(_ x: Vector) -> Vector {
         1 / (1 + exp(-x))
     }
 
     /// tanh(x), lanewise: 1 - 2/(e^(2x) + 1), with the odd series near zero for accuracy.
-    @inlinable @inline(__always)
+    @_transparent
     public static func tanh(_ x: Vector) -> Vector {
         let large = 1 - 2 / (exp(x + x) + 1)
         let x2 = x * x
@@ -55,24 +55,24 @@ public enum VectorMath {
     }
 
     /// log(1 + e^x), lanewise, without overflow for large x.
-    @inlinable @inline(__always)
+    @_transparent
     public static func softplus(_ x: Vector) -> Vector {
         let positive = x.replacing(with: 0, where: x .< 0)
         return positive + log1p(exp(-abs(x)))
     }
 
-    @inlinable @inline(__always)
-    static func abs(_ x: Vector) -> Vector { x.replacing(with: -x, where: x .< 0) }
+    @_transparent
+    public static func abs(_ x: Vector) -> Vector { x.replacing(with: -x, where: x .< 0) }
 
     /// log(1 + y) for y in [0, 1], lanewise: log of 1 + y, exact enough here because 1 + y ≥ 1
     /// loses no leading digits (softplus adds it to max(x, 0)).
-    @inlinable @inline(__always)
-    static func log1p(_ y: Vector) -> Vector { log(1 + y) }
+    @_transparent
+    public static func log1p(_ y: Vector) -> Vector { log(1 + y) }
 
     /// The natural logarithm for positive, finite lanes (Cephes logf: exponent split off through the
     /// bit pattern, mantissa in [√½, √2), degree-8 polynomial). NaN and negative inputs give NaN,
     /// 0 gives −inf.
-    @inlinable @inline(__always)
+    @_transparent
     public static func log(_ x: Vector) -> Vector {
         let bits = unsafeBitCast(x, to: SIMD16<Int32>.self)
         // Integer → float through the 1.5·2²³ trick again (generic SIMD conversions are per-lane loops).
@@ -104,7 +104,7 @@ public enum VectorMath {
     }
 
     /// Applies a lanewise function to a whole buffer, 16 elements at a time.
-    @inlinable @inline(__always)
+    @_transparent
     public static func map(_ count: Int, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
                            _ f: (Vector) -> Vector) {
         var i = 0
@@ -154,7 +154,7 @@ extension VectorMath {
 extension VectorMath {
     /// √x lanewise for x ≥ 0, from the bit-pattern estimate of 1/√x and three Newton steps
     /// (relative error about 2e-7). `SIMD.squareRoot()` compiles to sixteen scalar `sqrtss` here.
-    @inlinable @inline(__always)
+    @_transparent
     public static func squareRoot(_ x: Vector) -> Vector {
         let bits = unsafeBitCast(x, to: SIMD16<Int32>.self)
         var y = unsafeBitCast(SIMD16<Int32>(repeating: 0x5F37_59DF) &- (bits &>> SIMD16<Int32>(repeating: 1)), to: Vector.self)

@@ -56,6 +56,17 @@ let opTable: [OpCase] = [
         gatedActivation(filter: $0[0], gate: $0[1])
     },
     OpCase(name: "gated activation (stacked halves)", inputs: inputs(uniform([2, 6, 4], -3, 3))) { gatedActivation(stacked: $0[0]) },
+    // Both outputs of the fused LSTM cell, over two steps (so c₋ and the cell's own gradient both flow);
+    // 3·5 = 15 positions per block exercise the 16-lane kernels' tail, 2·… items the batch loop.
+    OpCase(name: "LSTM cell (fused)", inputs: inputs(uniform([2, 12, 5], -3, 3), uniform([2, 12, 5], -3, 3), uniform([2, 3, 5], -2, 2))) {
+        let first = lstmCell(gates: $0[0], cell: $0[2])
+        let second = lstmCell(gates: $0[1] + concatenate([first.hidden, first.hidden, first.hidden, first.hidden], axis: 1), cell: first.cell)
+        return concatenate([second.hidden, second.cell * 0.5, first.hidden], axis: 1)
+    },
+    OpCase(name: "LSTM cell (fused, first step)", inputs: inputs(uniform([3, 8, 7], -3, 3))) {
+        let step = lstmCell(gates: $0[0], cell: nil)
+        return step.hidden * 2 + step.cell
+    },
     OpCase(name: "softmax cross-entropy (class axis 1)", inputs: inputs(uniform([2, 4, 3], -3, 3))) {
         softmaxCrossEntropy(logits: $0[0], targets: [0, 3, 1, 2, -1, 3], axis: 1)
     },
@@ -103,6 +114,20 @@ let opTable: [OpCase] = [
         var rng = RandomGenerator(seed: 99)
         let failures = GradientCheck().failures(inputs: op.inputs(&rng), op.build)
         #expect(failures.isEmpty, "\(op.name): \(failures.prefix(3).joined(separator: "; "))")
+    }
+
+    /// The fused LSTM cell computes what the cell's definition composed from single ops does.
+    @Test func lstmCellMatchesItsDefinition() {
+        var rng = RandomGenerator(seed: 98)
+        let gates = Variable(rng.uniformTensor([3, 8, 37], low: -4, high: 4)), previous = Variable(rng.uniformTensor([3, 2, 37], low: -2, high: 2))
+        let parts = split(gates, axis: 1, sizes: [2, 2, 2, 2])
+        let expectedCell = sigmoid(parts[1]) * previous + sigmoid(parts[2]) * tanh(parts[3])
+        let expectedHidden = sigmoid(parts[0]) * tanh(expectedCell)
+        let fused = lstmCell(gates: gates, cell: previous)
+        #expect(fused.cell.value.maxAbsoluteDifference(expectedCell.value) < 1e-5)
+        #expect(fused.hidden.value.maxAbsoluteDifference(expectedHidden.value) < 1e-5)
+        let first = lstmCell(gates: gates, cell: nil)
+        #expect(first.cell.value.maxAbsoluteDifference((sigmoid(parts[2]) * tanh(parts[3])).value) < 1e-5)
     }
 
     /// The checker itself must catch a wrong derivative.
