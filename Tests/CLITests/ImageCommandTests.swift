@@ -55,6 +55,17 @@ import Tensors
         #expect(sampled.status == 0, "\(sampled.error)")
     }
 
+    /// The MADE benchmark with other hidden sizes and order-agnostic mask sets runs and reports a rate.
+    @Test func madeBenchmarkOptions() throws {
+        let result = try Tool.run(["bench", "made", "--hidden", "16,16", "--mask-sets", "3", "--steps", "2", "--json"])
+        #expect(result.status == 0, "\(result.error)")
+        let object = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any]
+        #expect((object?["train_examples_per_s"] as? Double ?? 0) > 0, "\(result.output)")
+        #expect((object?["parameters"] as? Int ?? 0) > 2 * 784 * 16, "\(result.output)")
+        let bad = try Tool.run(["bench", "made", "--hidden", "16,x"])
+        #expect(bad.status != 0 && bad.error.contains("--hidden"), "\(bad.error)")
+    }
+
     @Test func imageErrorsAreOneLine() throws {
         let directory = temporaryDirectory("image-errors")
         // An IDX file the project makes itself trains as grey-level data.

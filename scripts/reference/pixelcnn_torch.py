@@ -45,7 +45,7 @@ def step():
     loss.backward()
     opt.step()
 step()
-steps = 10
+steps = 30
 t = time.time()
 for _ in range(steps):
     step()
