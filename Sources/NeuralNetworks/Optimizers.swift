@@ -125,6 +125,9 @@ public final class Adam: Optimizer {
         let t = Float(stepCount)
         let (lr, b1, b2, eps, wd, decoupled) = (learningRate, beta1, beta2, epsilon, weightDecay, decoupledWeightDecay)
         let correction1 = 1 - Foundation.pow(b1, t), correction2 = 1 - Foundation.pow(b2, t)
+        // lr·(m/c1)/(√(v/c2)+ε) with the bias corrections folded into two constants: one division
+        // per element instead of three (the divider, not memory, bounded this loop).
+        let stepSize = lr / correction1, rootScale = 1 / correction2.squareRoot()
         forEachParameter(parameters, slots: &slots, slotCount: 2) { w, g, state, n in
             let m = state[0], v = state[1]
             // Vectorised and split over the cores: a million-parameter update is otherwise ~5 ms.
@@ -137,7 +140,7 @@ public final class Adam: Optimizer {
                     if wd != 0 { if decoupled { wi -= lr * wd * wi } else { gi += wd * wi } }
                     let mi = b1 * Vector.load(m + i) + (1 - b1) * gi
                     let vi = b2 * Vector.load(v + i) + (1 - b2) * gi * gi
-                    wi -= lr * (mi / correction1) / (VectorMath.squareRoot(vi / correction2) + eps)
+                    wi -= stepSize * mi / (VectorMath.squareRoot(vi) * rootScale + eps)
                     mi.store(m + i); vi.store(v + i); wi.store(w + i)
                     i += width
                 }
@@ -146,7 +149,7 @@ public final class Adam: Optimizer {
                     if wd != 0 { if decoupled { w[i] -= lr * wd * w[i] } else { gi += wd * w[i] } }
                     m[i] = b1 * m[i] + (1 - b1) * gi
                     v[i] = b2 * v[i] + (1 - b2) * gi * gi
-                    w[i] -= lr * (m[i] / correction1) / ((v[i] / correction2).squareRoot() + eps)
+                    w[i] -= stepSize * m[i] / (v[i].squareRoot() * rootScale + eps)
                     i += 1
                 }
             }
