@@ -11,8 +11,8 @@
 // before the two are added, so it never sees the current row.
 // Deviations: one hidden size F for states and features (the paper uses h and 2h); no learned
 // initial state; gate channel groups repeat the feature groups so that RGB masking holds inside
-// the cell. The Row LSTM samples row by row with the rows above cached (one row's forward pass per
-// value); the Diagonal BiLSTM uses the generic sampler (one forward pass of the image per value).
+// the cell. Both sample row by row with the rows above cached: one row's forward pass per value
+// instead of the image's.
 
 import Autodiff
 import Autoregressive
@@ -232,6 +232,104 @@ public final class DiagonalBiLSTM: PixelRNNBase, LogitMapImageModel {
         // Right to left: the same scan on the mirrored map, mirrored back by the unskew.
         let rightToLeft = unskewColumns(scan(skewColumns(halves[1], mirrored: true), state: stateToState[2 * layer + 1]), mirrored: true)
         return leftToRight + shiftDown(rightToLeft)
+    }
+}
+
+extension DiagonalBiLSTM {
+    public func makeIncrementalSampler() -> (any IncrementalSampler)? { RowCachedSampler(model: self) }
+
+    /// Raster-order sampling with the rows above cached. Unskewed, the left-to-right state at (y, x)
+    /// comes from the states at (y − 1, x) and (y, x − 1) (the cell from (y, x − 1)); the right-to-left
+    /// one from (y − 1, x) and (y, x + 1), and the layer reads it one row down. So row y needs, per layer,
+    /// only both directions' hidden states of the finished row above: each value drawn runs the
+    /// left-to-right scan along one row, and a finished row also runs the right-to-left one. Skewed
+    /// positions off the image to the left hold zero states (zero gates, no state bias), which is
+    /// why the scans start from nothing. Same draws as the generic sampler for the same seed.
+    struct RowCachedSampler: IncrementalSampler {
+        let model: DiagonalBiLSTM
+
+        func sample(count: Int, conditionedOn observation: PartialObservation?, temperature: Float,
+                    generator: inout RandomGenerator) -> Tensor {
+            let c = model.configuration
+            let (channels, height, width, p, f) = (c.channels, c.height, c.width, c.outputsPerDimension, c.filters)
+            let (hw, d, reach, layers) = (c.height * c.width, c.dimensions, c.firstKernel / 2, model.inputToState.count)
+            let scale = 1 / Float(c.levels - 1)
+            var x = Tensor.zeros([count, d])
+            var logit = [Float](repeating: 0, count: p)
+            // Per layer, the finished row above: each direction's hidden states, [W, N, F].
+            var aboveLeft = [Variable?](repeating: nil, count: layers), aboveRight = aboveLeft
+            GradientMode.withoutGradients {
+                // The state-to-state kernel's two taps as [4F, F]: tap 0 meets the row above, tap 1 the neighbour in the row.
+                let taps = model.stateToState.map { conv in
+                    (0..<2).map { t in reshape(slice(conv.weight, axis: 0, range: t..<(t + 1)), [4 * f, f]) }
+                }
+                /// One direction along the row: gates `[W, N, 4F]`, the row-above term `[W, N, 4F]`, columns in scan order.
+                func scan(_ gates: Variable, above: Variable?, tap: Variable, order: [Int]) -> Variable {
+                    var hidden: Variable? = nil, cell: Variable? = nil
+                    var columns = [Variable?](repeating: nil, count: width)
+                    for j in order {
+                        var g = reshape(slice(gates, axis: 0, range: j..<(j + 1)), [count, 4 * f])
+                        if let above { g = g + reshape(slice(above, axis: 0, range: j..<(j + 1)), [count, 4 * f]) }
+                        if let hidden { g = g + matmul(hidden, tap, transposeRight: true) }
+                        (hidden, cell) = lstmCell(gates: g, cell: cell)
+                        columns[j] = reshape(hidden!, [1, count, f])
+                    }
+                    return concatenate(columns.map { $0! }, axis: 0)
+                }
+                func aboveTerm(_ states: Variable?, _ tap: Variable) -> Variable? {
+                    states.map { reshape(matmul(reshape($0, [width * count, f]), tap, transposeRight: true), [width, count, 4 * f]) }
+                }
+                for y in 0..<height {
+                    let leftTerms = (0..<layers).map { aboveTerm(aboveLeft[$0], taps[2 * $0][0]) }
+                    let rightTerms = (0..<layers).map { aboveTerm(aboveRight[$0], taps[2 * $0 + 1][0]) }
+                    // Row y of the network; with `finishing`, also each layer's states for the row below.
+                    func row(finishing: Bool) -> (logits: Tensor, left: [Variable], right: [Variable]) {
+                        let strip = Tensor(shape: [count, channels, reach + 1, width]) { s in
+                            for b in 0..<count { for ch in 0..<channels { for r in 0...reach {
+                                let target = ((b * channels + ch) * (reach + 1) + r) * width
+                                guard y - reach + r >= 0 else { for j in 0..<width { s[target + j] = 0 }; continue }
+                                let source = b * d + ch * hw + (y - reach + r) * width
+                                for j in 0..<width { s[target + j] = x.scalars[source + j] * scale }
+                            } } }
+                        }
+                        var h = slice(model.first(Variable(strip)), axis: 2, range: reach..<(reach + 1))
+                        var left: [Variable] = [], right: [Variable] = []
+                        for l in 0..<layers {
+                            let gates = permute(reshape(model.inputToState[l](h), [count, 8 * f, width]), [2, 0, 1])  // [W, N, 8F]
+                            let halves = split(gates, axis: 2, sizes: [4 * f, 4 * f])
+                            let leftToRight = scan(halves[0], above: leftTerms[l], tap: taps[2 * l][1], order: Array(0..<width))
+                            left.append(leftToRight)
+                            if finishing {
+                                right.append(scan(halves[1], above: rightTerms[l], tap: taps[2 * l + 1][1], order: Array((0..<width).reversed())))
+                            }
+                            var out = leftToRight
+                            if let shifted = aboveRight[l] { out = out + shifted }
+                            h = h + model.residuals[l](reshape(permute(out, [1, 2, 0]), [count, f, 1, width]))
+                        }
+                        return (model.head2(relu(model.head1(relu(h)))).value, left, right)
+                    }
+                    for column in 0..<width {
+                        for channel in 0..<channels {
+                            let dimension = channel * hw + y * width + column
+                            if let observation, observation.observed[dimension] {
+                                for b in 0..<count { x.scalars[b * d + dimension] = observation.value(row: b, dimension: dimension) }
+                                continue
+                            }
+                            let logits = row(finishing: false).logits  // [N, C·P, 1, W]
+                            for b in 0..<count {
+                                for k in 0..<p { logit[k] = logits.scalars[((b * channels + channel) * p + k) * width + column] }
+                                x.scalars[b * d + dimension] = logit.withUnsafeBufferPointer {
+                                    drawOne($0.baseAddress!, count: p, temperature: temperature, generator: &generator)
+                                }
+                            }
+                        }
+                    }
+                    let finished = row(finishing: true)
+                    aboveLeft = finished.left; aboveRight = finished.right
+                }
+            }
+            return x
+        }
     }
 }
 

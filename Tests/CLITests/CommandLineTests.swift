@@ -58,7 +58,7 @@ let tinyConfiguration = """
 
 @Suite struct CommandLineTests {
     @Test func helpOnEveryCommand() throws {
-        for command in [[], ["train"], ["train", "wavenet"], ["generate"], ["info"], ["bench"], ["bench", "wavenet"], ["bench", "kernels"]] {
+        for command in [[], ["train"], ["train", "wavenet"], ["generate"], ["info"], ["bench"], ["bench", "wavenet"], ["bench", "kernels"], ["bench", "made"], ["bench", "pixelcnn"], ["bench", "pixelrnn"]] {
             let result = try Tool.run(command + ["--help"])
             #expect(result.status == 0, "\(command)")
             #expect(result.output.contains("USAGE"), "\(command)")

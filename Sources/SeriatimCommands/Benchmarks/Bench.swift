@@ -5,7 +5,7 @@ import Foundation
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the speed of kernels and models.",
-        subcommands: [KernelBenchmark.self, WaveNetBenchmark.self, MADEBenchmark.self, PixelCNNBenchmark.self])
+        subcommands: [KernelBenchmark.self, WaveNetBenchmark.self, MADEBenchmark.self, PixelCNNBenchmark.self, PixelRNNBenchmark.self])
 }
 
 /// Wall-clock timing: runs `body` `warmup` times, then repeats until at least `minimum`

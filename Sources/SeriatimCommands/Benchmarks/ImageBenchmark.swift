@@ -55,6 +55,47 @@ struct MADEBenchmark: ParsableCommand {
     }
 }
 
+/// Training images/s (median Adam step on random binary 28×28 images), the time to sample 16 images
+/// with the model's sampler, and the naive sampler's time for 16 estimated from its first row.
+struct ImageModelTiming {
+    let parameters: Int, imagesPerSecond: Double, sampleSeconds: Double, naiveSeconds: Double
+
+    init(_ config: ImageModelConfiguration, batch: Int, steps: Int) {
+        var rng = RandomGenerator(seed: 1)
+        let model = makeImageModel(config, generator: &rng)
+        let d = config.dimensions
+        let images = Tensor(shape: [batch, d], scalars: (0..<(batch * d)).map { _ in rng.bernoulli(0.2) })
+        let adam = Adam(learningRate: 1e-3)
+        func step() {
+            let loss = -mean(sum(model.conditionalLogProbabilities(images), axes: [1]))
+            loss.backward()
+            adam.update(model.parameters)
+            for p in model.parameters { p.variable.zeroGradient() }
+        }
+        parameters = model.parameterCount
+        imagesPerSecond = Double(batch) / measure(minimumRuns: steps, minimum: 2, step)
+        var sampler = RandomGenerator(seed: 2)
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        _ = model.sample(count: 16, generator: &sampler)
+        sampleSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        _ = model.genericSample(count: 16, conditionedOn: PartialObservation(values: .zeros([d]), observed: (0..<d).map { $0 >= config.width }),
+                                generator: &sampler)
+        naiveSeconds = Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9 * Double(config.height)
+    }
+
+    var json: [String: Any] {
+        ["train_images_per_s": imagesPerSecond, "sample_16_seconds": sampleSeconds, "naive_sample_16_seconds_estimated": naiveSeconds,
+         "parameters": parameters]
+    }
+
+    func printLines(batch: Int, sampler: String) {
+        print(String(format: "training, batch %d, Adam:   %8.1f images/s", batch, imagesPerSecond))
+        print(String(format: "sampling 16 images, %@: %8.3f s", sampler, sampleSeconds))
+        print(String(format: "sampling 16 images, naive:  %8.1f s (estimated from the first row: one forward pass per pixel)", naiveSeconds))
+    }
+}
+
 /// `seriatim bench pixelcnn`: 28×28 binary PixelCNN (7×7 type A, 6 residual 3×3 type-B blocks of
 /// 64 channels, 1×1 head): training images/s at batch 32 and the time to sample 16 images.
 struct PixelCNNBenchmark: ParsableCommand {
@@ -65,34 +106,37 @@ struct PixelCNNBenchmark: ParsableCommand {
     func run() throws {
         var config = ImageModelConfiguration(kind: "pixelcnn", channels: 1, height: 28, width: 28, levels: 2)
         config.filters = 64; config.blocks = 6; config.firstKernel = 7; config.blockKernel = 3
-        var rng = RandomGenerator(seed: 1)
-        let model = makeImageModel(config, generator: &rng)
-        let batch = Tensor(shape: [32, 784], scalars: (0..<(32 * 784)).map { _ in rng.bernoulli(0.2) })
-        let adam = Adam(learningRate: 1e-3)
-        func step() {
-            let loss = -mean(sum(model.conditionalLogProbabilities(batch), axes: [1]))
-            loss.backward()
-            adam.update(model.parameters)
-            for p in model.parameters { p.variable.zeroGradient() }
-        }
-        let imagesPerSecond = 32 / measure(minimumRuns: steps, minimum: 2, step)
-        var sampler = RandomGenerator(seed: 2)
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        _ = model.sample(count: 16, generator: &sampler)
-        let sampleSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-        let t1 = DispatchTime.now().uptimeNanoseconds
-        _ = model.genericSample(count: 16, conditionedOn: PartialObservation(values: .zeros([784]), observed: (0..<784).map { $0 >= 28 }),
-                                generator: &sampler)
-        let naiveRowSeconds = Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e9
-        let naiveEstimate = naiveRowSeconds * 784 / 28
+        let timing = ImageModelTiming(config, batch: 32, steps: steps)
         if json {
-            printJSON(["train_images_per_s": imagesPerSecond, "sample_16_seconds": sampleSeconds,
-                       "naive_sample_16_seconds_estimated": naiveEstimate, "parameters": model.parameterCount])
+            printJSON(timing.json)
         } else {
-            print("PixelCNN 28×28 binary, 7×7 A + 6 residual 3×3 B blocks of 64 + 1×1 head (\(model.parameterCount) parameters)")
-            print(String(format: "training, batch 32, Adam:   %8.1f images/s", imagesPerSecond))
-            print(String(format: "sampling 16 images, cached: %8.3f s", sampleSeconds))
-            print(String(format: "sampling 16 images, naive:  %8.1f s (estimated from the first row: one forward pass per pixel)", naiveEstimate))
+            print("PixelCNN 28×28 binary, 7×7 A + 6 residual 3×3 B blocks of 64 + 1×1 head (\(timing.parameters) parameters)")
+            timing.printLines(batch: 32, sampler: "cached")
         }
+    }
+}
+
+/// `seriatim bench pixelrnn`: the MNIST Row LSTM (batch 32) and Diagonal BiLSTM (batch 16) of
+/// `seriatim train` (7×7 type A, 4 residual LSTM layers of 32, 1×1 head) on 28×28 binary images:
+/// training images/s and the time to sample 16 images with the row-cached samplers.
+struct PixelRNNBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "pixelrnn", abstract: "Benchmark Row LSTM and Diagonal BiLSTM training and sampling.")
+    @Flag(help: "Print one JSON object.") var json = false
+    @Option(help: "Steps to time at least (the median step is reported).") var steps = 5
+
+    func run() throws {
+        var results: [String: Any] = [:]
+        for (kind, batch) in [("row-lstm", 32), ("diagonal-bilstm", 16)] {
+            var config = ImageModelConfiguration(kind: kind, channels: 1, height: 28, width: 28, levels: 2)
+            config.filters = 32; config.blocks = 4; config.firstKernel = 7
+            let timing = ImageModelTiming(config, batch: batch, steps: steps)
+            if json {
+                results[kind] = timing.json.merging(["batch": batch]) { a, _ in a }
+            } else {
+                print("\(kind) 28×28 binary, 7×7 A + 4 LSTM layers of 32 + 1×1 head (\(timing.parameters) parameters)")
+                timing.printLines(batch: batch, sampler: "cached by rows")
+            }
+        }
+        if json { printJSON(results) }
     }
 }
