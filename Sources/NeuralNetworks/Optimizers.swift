@@ -126,7 +126,7 @@ public final class Adam: Optimizer {
         let (lr, b1, b2, eps, wd, decoupled) = (learningRate, beta1, beta2, epsilon, weightDecay, decoupledWeightDecay)
         let correction1 = 1 - Foundation.pow(b1, t), correction2 = 1 - Foundation.pow(b2, t)
         // lr·(m/c1)/(√(v/c2)+ε) with the bias corrections folded into two constants: one division
-        // per element instead of three (the divider, not memory, bounded this loop).
+        // per element instead of three.
         let stepSize = lr / correction1, rootScale = 1 / correction2.squareRoot()
         forEachParameter(parameters, slots: &slots, slotCount: 2) { w, g, state, n in
             let m = state[0], v = state[1]
