@@ -123,61 +123,79 @@ extension RowLSTM {
 
         func sample(count: Int, conditionedOn observation: PartialObservation?, temperature: Float,
                     generator: inout RandomGenerator) -> Tensor {
-            let c = model.configuration
-            let (channels, height, width, p, layers) = (c.channels, c.height, c.width, c.outputsPerDimension, model.inputToState.count)
-            let (hw, d, reach) = (c.height * c.width, c.dimensions, c.firstKernel / 2)
-            let scale = 1 / Float(c.levels - 1)
-            var x = Tensor.zeros([count, d])
+            let layers = model.inputToState.count
             var hiddenAbove = [Variable?](repeating: nil, count: layers), cellAbove = hiddenAbove
-            var logit = [Float](repeating: 0, count: p)
-            GradientMode.withoutGradients {
-                for y in 0..<height {
-                    let stateTerms = (0..<layers).map { l in hiddenAbove[l].map { model.stateToState[l]($0) } }
-                    // Row y of the network from the image rows y − reach … y (zeros above the image).
-                    func row() -> (logits: Tensor, hidden: [Variable], cell: [Variable]) {
-                        let strip = Tensor(shape: [count, channels, reach + 1, width]) { s in
-                            for b in 0..<count { for ch in 0..<channels { for r in 0...reach {
-                                let target = ((b * channels + ch) * (reach + 1) + r) * width
-                                guard y - reach + r >= 0 else { for j in 0..<width { s[target + j] = 0 }; continue }
-                                let source = b * d + ch * hw + (y - reach + r) * width
-                                for j in 0..<width { s[target + j] = x.scalars[source + j] * scale }
-                            } } }
-                        }
-                        var h = slice(model.first(Variable(strip)), axis: 2, range: reach..<(reach + 1))
-                        var hidden: [Variable] = [], cell: [Variable] = []
-                        for l in 0..<layers {
-                            var gates = model.inputToState[l](h)
-                            if let term = stateTerms[l] { gates = gates + term }
-                            let state = lstmCell(gates: gates, cell: cellAbove[l])
-                            hidden.append(state.hidden); cell.append(state.cell)
-                            h = h + model.residuals[l](state.hidden)
-                        }
-                        return (model.head2(relu(model.head1(relu(h)))).value, hidden, cell)
-                    }
-                    for column in 0..<width {
-                        for channel in 0..<channels {
-                            let dimension = channel * hw + y * width + column
-                            if let observation, observation.observed[dimension] {
-                                for b in 0..<count { x.scalars[b * d + dimension] = observation.value(row: b, dimension: dimension) }
-                                continue
-                            }
-                            let logits = row().logits  // [N, C·P, 1, W]
-                            for b in 0..<count {
-                                for k in 0..<p { logit[k] = logits.scalars[((b * channels + channel) * p + k) * width + column] }
-                                x.scalars[b * d + dimension] = logit.withUnsafeBufferPointer {
-                                    drawOne($0.baseAddress!, count: p, temperature: temperature, generator: &generator)
-                                }
-                            }
-                        }
-                    }
-                    // The finished row's states, for the rows below.
-                    let finished = row()
-                    hiddenAbove = finished.hidden; cellAbove = finished.cell
+            var stateTerms = hiddenAbove
+            /// Row y of the network: its logits `[N, C·P, 1, W]` and each layer's states.
+            func row(_ x: Tensor, _ y: Int) -> (logits: Tensor, hidden: [Variable], cell: [Variable]) {
+                var h = firstLayerRow(model.first, x, row: y, configuration: model.configuration)
+                var hidden: [Variable] = [], cell: [Variable] = []
+                for l in 0..<layers {
+                    var gates = model.inputToState[l](h)
+                    if let term = stateTerms[l] { gates = gates + term }
+                    let state = lstmCell(gates: gates, cell: cellAbove[l])
+                    hidden.append(state.hidden); cell.append(state.cell)
+                    h = h + model.residuals[l](state.hidden)
                 }
+                return (model.head2(relu(model.head1(relu(h)))).value, hidden, cell)
             }
-            return x
+            return sampleRowByRow(count: count, configuration: model.configuration, observation: observation,
+                                  temperature: temperature, generator: &generator,
+                                  startRow: { _ in stateTerms = (0..<layers).map { l in hiddenAbove[l].map { model.stateToState[l]($0) } } },
+                                  logits: { x, y in row(x, y).logits },
+                                  finishRow: { x, y in let finished = row(x, y); hiddenAbove = finished.hidden; cellAbove = finished.cell })
         }
     }
+}
+
+/// The first k×k masked convolution at row `y` only, `[N, F, 1, W]`, from the image rows it reads
+/// (y − k/2 … y of flat images `x` `[N, D]`, zeros above the image).
+func firstLayerRow(_ first: MaskedConv2D, _ x: Tensor, row y: Int, configuration c: ImageModelConfiguration) -> Variable {
+    let (n, channels, width, hw, reach) = (x.shape[0], c.channels, c.width, c.height * c.width, c.firstKernel / 2)
+    let scale = 1 / Float(c.levels - 1)
+    let strip = Tensor(shape: [n, channels, reach + 1, width]) { s in
+        for b in 0..<n { for ch in 0..<channels { for r in 0...reach {
+            let target = ((b * channels + ch) * (reach + 1) + r) * width
+            guard y - reach + r >= 0 else { for j in 0..<width { s[target + j] = 0 }; continue }
+            let source = b * c.dimensions + ch * hw + (y - reach + r) * width
+            for j in 0..<width { s[target + j] = x.scalars[source + j] * scale }
+        } } }
+    }
+    return slice(first(Variable(strip)), axis: 2, range: reach..<(reach + 1))
+}
+
+/// The raster-order loop of the row-cached samplers, without a graph: `startRow(y)` before row y,
+/// `logits(x, y)` (`[N, C·P, 1, W]`, row y given the values drawn so far) before each value that is
+/// not observed, `finishRow(x, y)` once the row is complete. Draws as `genericSample` does.
+func sampleRowByRow(count: Int, configuration c: ImageModelConfiguration, observation: PartialObservation?, temperature: Float,
+                    generator: inout RandomGenerator, startRow: (Int) -> Void, logits rowLogits: (Tensor, Int) -> Tensor,
+                    finishRow: (Tensor, Int) -> Void) -> Tensor {
+    let (channels, width, p, hw, d) = (c.channels, c.width, c.outputsPerDimension, c.height * c.width, c.dimensions)
+    var x = Tensor.zeros([count, d])
+    var logit = [Float](repeating: 0, count: p)
+    GradientMode.withoutGradients {
+        for y in 0..<c.height {
+            startRow(y)
+            for column in 0..<width {
+                for channel in 0..<channels {
+                    let dimension = channel * hw + y * width + column
+                    if let observation, observation.observed[dimension] {
+                        for b in 0..<count { x.scalars[b * d + dimension] = observation.value(row: b, dimension: dimension) }
+                        continue
+                    }
+                    let logits = rowLogits(x, y)
+                    for b in 0..<count {
+                        for k in 0..<p { logit[k] = logits.scalars[((b * channels + channel) * p + k) * width + column] }
+                        x.scalars[b * d + dimension] = logit.withUnsafeBufferPointer {
+                            drawOne($0.baseAddress!, count: p, temperature: temperature, generator: &generator)
+                        }
+                    }
+                }
+            }
+            finishRow(x, y)
+        }
+    }
+    return x
 }
 
 /// Diagonal BiLSTM (PixelRNN §3.2).
@@ -250,85 +268,58 @@ extension DiagonalBiLSTM {
 
         func sample(count: Int, conditionedOn observation: PartialObservation?, temperature: Float,
                     generator: inout RandomGenerator) -> Tensor {
-            let c = model.configuration
-            let (channels, height, width, p, f) = (c.channels, c.height, c.width, c.outputsPerDimension, c.filters)
-            let (hw, d, reach, layers) = (c.height * c.width, c.dimensions, c.firstKernel / 2, model.inputToState.count)
-            let scale = 1 / Float(c.levels - 1)
-            var x = Tensor.zeros([count, d])
-            var logit = [Float](repeating: 0, count: p)
-            // Per layer, the finished row above: each direction's hidden states, [W, N, F].
+            let (width, f, layers) = (model.configuration.width, model.configuration.filters, model.inputToState.count)
+            // Per layer, the finished row above: each direction's hidden states, [W, N, F], and their state terms.
             var aboveLeft = [Variable?](repeating: nil, count: layers), aboveRight = aboveLeft
-            GradientMode.withoutGradients {
-                // The state-to-state kernel's two taps as [4F, F]: tap 0 meets the row above, tap 1 the neighbour in the row.
-                let taps = model.stateToState.map { conv in
-                    (0..<2).map { t in reshape(slice(conv.weight, axis: 0, range: t..<(t + 1)), [4 * f, f]) }
-                }
-                /// One direction along the row: gates `[W, N, 4F]`, the row-above term `[W, N, 4F]`, columns in scan order.
-                func scan(_ gates: Variable, above: Variable?, tap: Variable, order: [Int]) -> Variable {
-                    var hidden: Variable? = nil, cell: Variable? = nil
-                    var columns = [Variable?](repeating: nil, count: width)
-                    for j in order {
-                        var g = reshape(slice(gates, axis: 0, range: j..<(j + 1)), [count, 4 * f])
-                        if let above { g = g + reshape(slice(above, axis: 0, range: j..<(j + 1)), [count, 4 * f]) }
-                        if let hidden { g = g + matmul(hidden, tap, transposeRight: true) }
-                        (hidden, cell) = lstmCell(gates: g, cell: cell)
-                        columns[j] = reshape(hidden!, [1, count, f])
-                    }
-                    return concatenate(columns.map { $0! }, axis: 0)
-                }
-                func aboveTerm(_ states: Variable?, _ tap: Variable) -> Variable? {
-                    states.map { reshape(matmul(reshape($0, [width * count, f]), tap, transposeRight: true), [width, count, 4 * f]) }
-                }
-                for y in 0..<height {
-                    let leftTerms = (0..<layers).map { aboveTerm(aboveLeft[$0], taps[2 * $0][0]) }
-                    let rightTerms = (0..<layers).map { aboveTerm(aboveRight[$0], taps[2 * $0 + 1][0]) }
-                    // Row y of the network; with `finishing`, also each layer's states for the row below.
-                    func row(finishing: Bool) -> (logits: Tensor, left: [Variable], right: [Variable]) {
-                        let strip = Tensor(shape: [count, channels, reach + 1, width]) { s in
-                            for b in 0..<count { for ch in 0..<channels { for r in 0...reach {
-                                let target = ((b * channels + ch) * (reach + 1) + r) * width
-                                guard y - reach + r >= 0 else { for j in 0..<width { s[target + j] = 0 }; continue }
-                                let source = b * d + ch * hw + (y - reach + r) * width
-                                for j in 0..<width { s[target + j] = x.scalars[source + j] * scale }
-                            } } }
-                        }
-                        var h = slice(model.first(Variable(strip)), axis: 2, range: reach..<(reach + 1))
-                        var left: [Variable] = [], right: [Variable] = []
-                        for l in 0..<layers {
-                            let gates = permute(reshape(model.inputToState[l](h), [count, 8 * f, width]), [2, 0, 1])  // [W, N, 8F]
-                            let halves = split(gates, axis: 2, sizes: [4 * f, 4 * f])
-                            let leftToRight = scan(halves[0], above: leftTerms[l], tap: taps[2 * l][1], order: Array(0..<width))
-                            left.append(leftToRight)
-                            if finishing {
-                                right.append(scan(halves[1], above: rightTerms[l], tap: taps[2 * l + 1][1], order: Array((0..<width).reversed())))
-                            }
-                            var out = leftToRight
-                            if let shifted = aboveRight[l] { out = out + shifted }
-                            h = h + model.residuals[l](reshape(permute(out, [1, 2, 0]), [count, f, 1, width]))
-                        }
-                        return (model.head2(relu(model.head1(relu(h)))).value, left, right)
-                    }
-                    for column in 0..<width {
-                        for channel in 0..<channels {
-                            let dimension = channel * hw + y * width + column
-                            if let observation, observation.observed[dimension] {
-                                for b in 0..<count { x.scalars[b * d + dimension] = observation.value(row: b, dimension: dimension) }
-                                continue
-                            }
-                            let logits = row(finishing: false).logits  // [N, C·P, 1, W]
-                            for b in 0..<count {
-                                for k in 0..<p { logit[k] = logits.scalars[((b * channels + channel) * p + k) * width + column] }
-                                x.scalars[b * d + dimension] = logit.withUnsafeBufferPointer {
-                                    drawOne($0.baseAddress!, count: p, temperature: temperature, generator: &generator)
-                                }
-                            }
-                        }
-                    }
-                    let finished = row(finishing: true)
-                    aboveLeft = finished.left; aboveRight = finished.right
-                }
+            var leftTerms = aboveLeft, rightTerms = aboveLeft
+            // The state-to-state kernel's two taps as [4F, F]: tap 0 meets the row above, tap 1 the neighbour in the row.
+            let taps = GradientMode.withoutGradients {
+                model.stateToState.map { conv in (0..<2).map { t in reshape(slice(conv.weight, axis: 0, range: t..<(t + 1)), [4 * f, f]) } }
             }
-            return x
+            /// One direction along the row: gates `[W, N, 4F]`, the row-above term `[W, N, 4F]`, columns in scan order.
+            func scan(_ gates: Variable, above: Variable?, tap: Variable, order: [Int]) -> Variable {
+                let count = gates.shape[1]
+                var hidden: Variable? = nil, cell: Variable? = nil
+                var columns = [Variable?](repeating: nil, count: width)
+                for j in order {
+                    var g = reshape(slice(gates, axis: 0, range: j..<(j + 1)), [count, 4 * f])
+                    if let above { g = g + reshape(slice(above, axis: 0, range: j..<(j + 1)), [count, 4 * f]) }
+                    if let hidden { g = g + matmul(hidden, tap, transposeRight: true) }
+                    (hidden, cell) = lstmCell(gates: g, cell: cell)
+                    columns[j] = reshape(hidden!, [1, count, f])
+                }
+                return concatenate(columns.map { $0! }, axis: 0)
+            }
+            func aboveTerm(_ states: Variable?, _ tap: Variable) -> Variable? {
+                states.map { s in reshape(matmul(reshape(s, [s.shape[0] * s.shape[1], f]), tap, transposeRight: true), [s.shape[0], s.shape[1], 4 * f]) }
+            }
+            /// Row y of the network; with `finishing`, also each layer's states for the row below.
+            func row(_ x: Tensor, _ y: Int, finishing: Bool) -> (logits: Tensor, left: [Variable], right: [Variable]) {
+                let count = x.shape[0]
+                var h = firstLayerRow(model.first, x, row: y, configuration: model.configuration)
+                var left: [Variable] = [], right: [Variable] = []
+                for l in 0..<layers {
+                    let gates = permute(reshape(model.inputToState[l](h), [count, 8 * f, width]), [2, 0, 1])  // [W, N, 8F]
+                    let halves = split(gates, axis: 2, sizes: [4 * f, 4 * f])
+                    let leftToRight = scan(halves[0], above: leftTerms[l], tap: taps[2 * l][1], order: Array(0..<width))
+                    left.append(leftToRight)
+                    if finishing {
+                        right.append(scan(halves[1], above: rightTerms[l], tap: taps[2 * l + 1][1], order: Array((0..<width).reversed())))
+                    }
+                    var out = leftToRight
+                    if let shifted = aboveRight[l] { out = out + shifted }
+                    h = h + model.residuals[l](reshape(permute(out, [1, 2, 0]), [count, f, 1, width]))
+                }
+                return (model.head2(relu(model.head1(relu(h)))).value, left, right)
+            }
+            return sampleRowByRow(count: count, configuration: model.configuration, observation: observation,
+                                  temperature: temperature, generator: &generator,
+                                  startRow: { _ in
+                                      leftTerms = (0..<layers).map { aboveTerm(aboveLeft[$0], taps[2 * $0][0]) }
+                                      rightTerms = (0..<layers).map { aboveTerm(aboveRight[$0], taps[2 * $0 + 1][0]) }
+                                  },
+                                  logits: { x, y in row(x, y, finishing: false).logits },
+                                  finishRow: { x, y in let finished = row(x, y, finishing: true); aboveLeft = finished.left; aboveRight = finished.right })
         }
     }
 }
