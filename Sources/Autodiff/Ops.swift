@@ -267,6 +267,24 @@ public func maskedConv2D(_ x: Variable, weight: Variable, mask: Tensor?, bias: V
     }
 }
 
+/// `x + maskedConv2D(relu(x))` (a PixelCNN residual block) with as many outputs as inputs, fused: the
+/// ReLU is taken while padding and the residual added while extracting; the pullback gates the
+/// input gradient by x > 0 and adds the output gradient in the pass that unpads it.
+public func residualReLUConv2D(_ x: Variable, weight: Variable, mask: Tensor?, bias: Variable?,
+                               taps: ConvolutionTaps? = nil) -> Variable {
+    precondition(weight.shape[0] == weight.shape[1], "residualReLUConv2D: weight \(weight.shape) needs as many outputs as inputs")
+    let taps = taps ?? ConvolutionTaps(kernelHeight: weight.shape[2], kernelWidth: weight.shape[3], mask: mask)
+    let (output, padded) = Kernels.maskedConv2DKeepingInput(x.value, weight: weight.value, mask: mask, bias: bias?.value, taps: taps,
+                                                            reluInput: true, residual: x.value)
+    return Variable(output, parents: [x, weight] + (bias.map { [$0] } ?? [])) { gradient in
+        let g = Kernels.maskedConv2DBackward(gradient, input: x.value, weight: weight.value, mask: mask, taps: taps,
+                                             needsInputGradient: x.requiresGradient, paddedInput: padded, reluInput: true, residual: true)
+        if let gi = g.input { x.accumulate(gi) }
+        weight.accumulate(g.weight)
+        bias?.accumulate(g.bias)
+    }
+}
+
 /// The LSTM cell, fused: gate pre-activations `[N, 4F, …]` (output o, forget f, input i and
 /// candidate g blocks of F along axis 1) and the previous cell state `[N, F, …]` (nil at the first
 /// step) give `c = σ(f)·c₋ + σ(i)·tanh(g)` and `h = σ(o)·tanh(c)`, each one pass over the gates.

@@ -93,6 +93,8 @@ public struct MaskedConv2D: ParameterContainer {
     public var mask: Tensor { convolution.mask! }
     public var parameters: [NamedParameter] { convolution.parameters }
     public func callAsFunction(_ x: Variable) -> Variable { convolution(x) }
+    /// `x + self(relu(x))` in one fused op (a residual block; as many outputs as inputs).
+    public func residual(_ x: Variable) -> Variable { convolution.residual(x) }
 }
 
 /// A causal 1-D convolution: type A (output t sees inputs < t), type B (output t sees inputs ≤ t).

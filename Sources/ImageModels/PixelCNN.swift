@@ -47,7 +47,7 @@ public final class PixelCNN: LogitMapImageModel {
         let c = configuration
         let image = Kernels.scale(x, by: 1 / Float(c.levels - 1)).reshaped([x.shape[0], c.channels, c.height, c.width])
         var h = first(Variable(image))
-        for block in blocks { h = h + block(relu(h)) }
+        for block in blocks { h = block.residual(h) }  // h + block(relu(h)), fused
         return head2(relu(head1(relu(h))))
     }
 

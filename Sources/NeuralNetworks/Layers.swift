@@ -77,6 +77,11 @@ public struct Conv2D: ParameterContainer {
     public func callAsFunction(_ x: Variable) -> Variable {
         maskedConv2D(x, weight: weight, mask: mask, bias: bias, taps: taps)
     }
+
+    /// `x + self(relu(x))`, fused (`residualReLUConv2D`); needs as many outputs as inputs.
+    public func residual(_ x: Variable) -> Variable {
+        residualReLUConv2D(x, weight: weight, mask: mask, bias: bias, taps: taps)
+    }
 }
 
 /// A lookup table `[count, dimension]`: indices → rows.

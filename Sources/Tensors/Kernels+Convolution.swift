@@ -236,8 +236,13 @@ extension Kernels {
     }
 
     /// `maskedConv2D`, also returning the padded input grid so that the backward pass need not rebuild it.
+    ///
+    /// With `reluInput` the convolution reads max(input, 0) (taken while padding), and `residual`
+    /// (`[B, O, H, W]`) is added while extracting: `residual + conv(relu(input))` in no more passes
+    /// over memory than the convolution alone.
     public static func maskedConv2DKeepingInput(_ input: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?,
-                                                taps: ConvolutionTaps? = nil) -> (output: Tensor, paddedInput: [Float]) {
+                                                taps: ConvolutionTaps? = nil, reluInput: Bool = false,
+                                                residual: Tensor? = nil) -> (output: Tensor, paddedInput: [Float]) {
         precondition(input.rank == 4 && weight.rank == 4 && weight.shape[1] == input.shape[1],
                      "maskedConv2D: input \(input.shape) needs [B, I, H, W] and weight [O, I, KH, KW], got \(weight.shape)")
         precondition(mask == nil || mask!.shape == weight.shape, "maskedConv2D: mask \(mask!.shape) differs from weight \(weight.shape)")
@@ -245,8 +250,10 @@ extension Kernels {
         let (batch, inChannels, height, width) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (outChannels, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
         let active = taps ?? ConvolutionTaps(kernelHeight: kh, kernelWidth: kw, mask: mask)
+        precondition(residual == nil || residual!.shape == [batch, outChannels, height, width],
+                     "maskedConv2D: residual \(residual!.shape) differs from the output [\(batch), \(outChannels), \(height), \(width)]")
         let grid = PaddedGrid(batch: batch, height: height, width: width, taps: active)
-        let padded = grid.pad(input, channels: inChannels)
+        let padded = grid.pad(input, channels: inChannels, relu: reluInput)
         let packed = packTaps(weight, mask: mask, taps: active)
         // With a tap, every element is written: the stacked GEMM and each tile's first tap run with beta = 0.
         var big = [Float](unsafeUninitializedCapacity: outChannels * grid.columns) { buffer, count in
@@ -263,7 +270,7 @@ extension Kernels {
                 gemm(m: outChannels, n: grid.columns, k: depth, a: wp.baseAddress!, lda: depth, b: sp.baseAddress!, ldb: grid.columns,
                      beta: 0, c: yp.baseAddress!, ldc: grid.columns)
             } } }
-            return (grid.extract(big, channels: outChannels, bias: bias), padded)
+            return (grid.extract(big, channels: outChannels, bias: bias, adding: residual), padded)
         }
         padded.withUnsafeBufferPointer { xp in
             packed.withUnsafeBufferPointer { wp in
@@ -281,20 +288,23 @@ extension Kernels {
                 }
             }
         }
-        return (grid.extract(big, channels: outChannels, bias: bias), padded)
+        return (grid.extract(big, channels: outChannels, bias: bias, adding: residual), padded)
     }
 
     /// Gradients of `maskedConv2D` with respect to input (when asked), weight (already masked) and bias.
+    /// With `reluInput` (the forward pass convolved max(input, 0)) the input gradient is passed back
+    /// through the ReLU, and the output gradient is added to it when `residual` (the forward pass
+    /// added its input): the gradient of `input + conv(relu(input))` with respect to `input`.
     public static func maskedConv2DBackward(_ gradient: Tensor, input: Tensor, weight: Tensor, mask: Tensor?,
                                             taps: ConvolutionTaps? = nil, needsInputGradient: Bool = true,
-                                            paddedInput: [Float]? = nil)
+                                            paddedInput: [Float]? = nil, reluInput: Bool = false, residual: Bool = false)
         -> (input: Tensor?, weight: Tensor, bias: Tensor) {
         let (batch, inChannels, height, width) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (outChannels, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
         precondition(gradient.shape == [batch, outChannels, height, width], "maskedConv2DBackward: gradient \(gradient.shape)")
         let active = taps ?? ConvolutionTaps(kernelHeight: kh, kernelWidth: kw, mask: mask)
         let grid = PaddedGrid(batch: batch, height: height, width: width, taps: active)
-        let padded = paddedInput ?? grid.pad(input, channels: inChannels)
+        let padded = paddedInput ?? grid.pad(input, channels: inChannels, relu: reluInput)
         let gradientGrid = grid.scatter(gradient, channels: outChannels)
         let packed = packTaps(weight, mask: mask, taps: active)
         var packedGradient = [Float](repeating: 0, count: packed.count)
@@ -368,7 +378,8 @@ extension Kernels {
                 weightGradient.scalars[w] = packedGradient[(t * outChannels + oc) * inChannels + ic] * (mask?.scalars[w] ?? 1)
             } }
         }
-        let inputGradient = needsInputGradient ? grid.unpad(paddedInputGradient, channels: inChannels) : nil
+        let inputGradient = needsInputGradient
+            ? grid.unpad(paddedInputGradient, channels: inChannels, gatedBy: reluInput ? input : nil, adding: residual ? gradient : nil) : nil
         return (inputGradient, weightGradient, sumOverBatchAndPositions(gradient))
     }
 
@@ -434,15 +445,16 @@ struct PaddedGrid {
     /// Output-grid column of (b, h, 0).
     @inline(__always) func outputRow(_ b: Int, _ h: Int) -> Int { (b * imageRows + h) * stride }
 
-    /// `[B, C, H, W]` → padded input grid `[C, total]`.
-    func pad(_ x: Tensor, channels: Int) -> [Float] {
+    /// `[B, C, H, W]` → padded input grid `[C, total]` (of max(x, 0) with `relu`).
+    func pad(_ x: Tensor, channels: Int, relu: Bool = false) -> [Float] {
         var grid = [Float](repeating: 0, count: channels * total)
         grid.withUnsafeMutableBufferPointer { gp in
             x.withUnsafeBufferPointer { xp in
                 let g = gp.baseAddress!, source = xp.baseAddress!
                 Parallel.forEach(channels) { c in
                     for b in 0..<batch { for h in 0..<height {
-                        (g + c * total + inputRow(b, h)).update(from: source + ((b * channels + c) * height + h) * width, count: width)
+                        let (dst, src) = (g + c * total + inputRow(b, h), source + ((b * channels + c) * height + h) * width)
+                        if relu { for w in 0..<width { dst[w] = max(src[w], 0) } } else { dst.update(from: src, count: width) }
                     } }
                 }
             }
@@ -450,33 +462,45 @@ struct PaddedGrid {
         return grid
     }
 
-    /// Padded input grid `[C, total]` → `[B, C, H, W]` (inverse of `pad`).
-    func unpad(_ grid: [Float], channels: Int) -> Tensor {
+    /// Padded input grid `[C, total]` → `[B, C, H, W]` (inverse of `pad`); with `gate`, each element
+    /// is kept only where `gate` is positive (the ReLU's pullback), and `addend` is added.
+    func unpad(_ grid: [Float], channels: Int, gatedBy gate: Tensor? = nil, adding addend: Tensor? = nil) -> Tensor {
         Tensor(shape: [batch, channels, height, width]) { out in
             grid.withUnsafeBufferPointer { gp in
                 let g = gp.baseAddress!, o = out.baseAddress!
-                Parallel.forEach(channels) { c in
-                    for b in 0..<batch { for h in 0..<height {
-                        (o + ((b * channels + c) * height + h) * width).update(from: g + c * total + inputRow(b, h), count: width)
-                    } }
+                withOptionalPointers(gate, addend) { gate, addend in
+                    Parallel.forEach(channels) { c in
+                        for b in 0..<batch { for h in 0..<height {
+                            let at = ((b * channels + c) * height + h) * width
+                            let (dst, src) = (o + at, g + c * total + inputRow(b, h))
+                            switch (gate, addend) {
+                            case let (gate?, addend?): for w in 0..<width { dst[w] = (gate[at + w] > 0 ? src[w] : 0) + addend[at + w] }
+                            case let (gate?, nil): for w in 0..<width { dst[w] = gate[at + w] > 0 ? src[w] : 0 }
+                            case let (nil, addend?): for w in 0..<width { dst[w] = src[w] + addend[at + w] }
+                            case (nil, nil): dst.update(from: src, count: width)
+                            }
+                        } }
+                    }
                 }
             }
         }
     }
 
-    /// Output grid `[C, columns]` → `[B, C, H, W]` plus bias.
-    func extract(_ grid: [Float], channels: Int, bias: Tensor?) -> Tensor {
+    /// Output grid `[C, columns]` → `[B, C, H, W]` plus bias (and plus `addend`, `[B, C, H, W]`).
+    func extract(_ grid: [Float], channels: Int, bias: Tensor?, adding addend: Tensor? = nil) -> Tensor {
         Tensor(shape: [batch, channels, height, width]) { out in
             grid.withUnsafeBufferPointer { gp in
                 let g = gp.baseAddress!, o = out.baseAddress!
                 let biases = bias?.scalars ?? [Float](repeating: 0, count: channels)
-                Parallel.forEach(channels) { c in
-                    let v = biases[c]
-                    for b in 0..<batch { for h in 0..<height {
-                        let src = g + c * columns + outputRow(b, h)
-                        let dst = o + ((b * channels + c) * height + h) * width
-                        for w in 0..<width { dst[w] = src[w] + v }
-                    } }
+                withOptionalPointers(addend, nil) { addend, _ in
+                    Parallel.forEach(channels) { c in
+                        let v = biases[c]
+                        for b in 0..<batch { for h in 0..<height {
+                            let at = ((b * channels + c) * height + h) * width
+                            let (src, dst) = (g + c * columns + outputRow(b, h), o + at)
+                            if let addend { for w in 0..<width { dst[w] = src[w] + v + addend[at + w] } } else { for w in 0..<width { dst[w] = src[w] + v } }
+                        } }
+                    }
                 }
             }
         }
@@ -497,4 +521,13 @@ struct PaddedGrid {
         }
         return grid
     }
+}
+
+/// Runs `body` with base pointers of two optional tensors (nil for an absent one).
+func withOptionalPointers<R>(_ a: Tensor?, _ b: Tensor?, _ body: (UnsafePointer<Float>?, UnsafePointer<Float>?) -> R) -> R {
+    func with(_ t: Tensor?, _ inner: (UnsafePointer<Float>?) -> R) -> R {
+        guard let t else { return inner(nil) }
+        return t.withUnsafeBufferPointer { inner($0.baseAddress!) }
+    }
+    return with(a) { pa in with(b) { pb in body(pa, pb) } }
 }

@@ -103,12 +103,48 @@ let opTable: [OpCase] = [
         for o in 0..<3 { for i in 0..<2 { mask[o, i, 2, 0] = 0; mask[o, i, 2, 1] = 0; mask[o, i, 2, 2] = 0; mask[o, i, 1, 2] = 0 } }
         return maskedConv2D($0[0], weight: $0[1], mask: mask, bias: $0[2])
     },
+    OpCase(name: "residual relu conv2d (stacked taps)", inputs: inputs(awayFromZero([2, 2, 4, 5]), uniform([2, 2, 3, 3]), uniform([2]))) {
+        residualReLUConv2D($0[0], weight: $0[1], mask: typeBMask(outputs: 2, inputs: 2), bias: $0[2])
+    },
+    OpCase(name: "residual relu conv2d (a GEMM per tap)", inputs: inputs(awayFromZero([1, 16, 3, 4]), uniform([16, 16, 3, 3]), uniform([16]))) {
+        residualReLUConv2D($0[0], weight: $0[1], mask: typeBMask(outputs: 16, inputs: 16), bias: $0[2])
+    },
     OpCase(name: "conv2d 5×5 unmasked", inputs: inputs(uniform([1, 2, 3, 4]), uniform([2, 2, 5, 5]), uniform([2]))) {
         maskedConv2D($0[0], weight: $0[1], mask: nil, bias: $0[2])
     },
 ]
 
+/// A 3×3 raster mask of type B: the row above, the pixels to the left and the centre.
+private func typeBMask(outputs: Int, inputs: Int) -> Tensor {
+    var mask = Tensor.ones([outputs, inputs, 3, 3])
+    for o in 0..<outputs { for i in 0..<inputs { mask[o, i, 2, 0] = 0; mask[o, i, 2, 1] = 0; mask[o, i, 2, 2] = 0; mask[o, i, 1, 2] = 0 } }
+    return mask
+}
+
 @Suite struct GradientCheckTests {
+    /// The fused residual block equals x + conv(relu(x)) composed from single ops, values and
+    /// gradients, through both GEMM paths (3 channels stack their taps, 17 run a GEMM per tap).
+    @Test(arguments: [3, 17])
+    func residualBlockMatchesItsDefinition(channels: Int) {
+        var rng = RandomGenerator(seed: 97)
+        let mask = typeBMask(outputs: channels, inputs: channels)
+        let x = Variable(rng.uniformTensor([2, channels, 5, 6], low: -1, high: 1), requiresGradient: true)
+        let weight = Variable(rng.uniformTensor([channels, channels, 3, 3], low: -1, high: 1), requiresGradient: true)
+        let bias = Variable(rng.uniformTensor([channels], low: -1, high: 1), requiresGradient: true)
+        let upstream = rng.uniformTensor([2, channels, 5, 6], low: -1, high: 1)
+        func gradients(_ build: () -> Variable) -> (value: Tensor, grads: [Tensor]) {
+            for v in [x, weight, bias] { v.zeroGradient() }
+            let y = build()
+            sum(y * Variable(upstream)).backward()
+            return (y.value, [x, weight, bias].map { $0.gradient! })
+        }
+        let fused = gradients { residualReLUConv2D(x, weight: weight, mask: mask, bias: bias) }
+        let plain = gradients { x + maskedConv2D(relu(x), weight: weight, mask: mask, bias: bias) }
+        #expect(fused.value.maxAbsoluteDifference(plain.value) < 1e-4)
+        for (a, b) in zip(fused.grads, plain.grads) { #expect(a.maxAbsoluteDifference(b) < 1e-3) }
+    }
+
+
     @Test(arguments: opTable)
     func gradientMatchesFiniteDifferences(op: OpCase) {
         var rng = RandomGenerator(seed: 99)
