@@ -256,15 +256,7 @@ public func causalConv1D(_ x: Variable, weight: Variable, bias: Variable?, dilat
 /// weight and mask `[O, I, KH, KW]`, bias `[O]`; taps the mask zeroes are skipped.
 public func maskedConv2D(_ x: Variable, weight: Variable, mask: Tensor?, bias: Variable?,
                          taps: ConvolutionTaps? = nil) -> Variable {
-    let taps = taps ?? ConvolutionTaps(kernelHeight: weight.shape[2], kernelWidth: weight.shape[3], mask: mask)
-    let (output, padded) = Kernels.maskedConv2DKeepingInput(x.value, weight: weight.value, mask: mask, bias: bias?.value, taps: taps)
-    return Variable(output, parents: [x, weight] + (bias.map { [$0] } ?? [])) { gradient in
-        let g = Kernels.maskedConv2DBackward(gradient, input: x.value, weight: weight.value, mask: mask,
-                                             taps: taps, needsInputGradient: x.requiresGradient, paddedInput: padded)
-        if let gi = g.input { x.accumulate(gi) }
-        weight.accumulate(g.weight)
-        bias?.accumulate(g.bias)
-    }
+    convolution2D(x, weight: weight, mask: mask, bias: bias, taps: taps, residualReLU: false)
 }
 
 /// `x + maskedConv2D(relu(x))` (a PixelCNN residual block) with as many outputs as inputs, fused: the
@@ -273,12 +265,19 @@ public func maskedConv2D(_ x: Variable, weight: Variable, mask: Tensor?, bias: V
 public func residualReLUConv2D(_ x: Variable, weight: Variable, mask: Tensor?, bias: Variable?,
                                taps: ConvolutionTaps? = nil) -> Variable {
     precondition(weight.shape[0] == weight.shape[1], "residualReLUConv2D: weight \(weight.shape) needs as many outputs as inputs")
+    return convolution2D(x, weight: weight, mask: mask, bias: bias, taps: taps, residualReLU: true)
+}
+
+/// Both of the above: `conv(x)`, or `x + conv(relu(x))` with `residualReLU`.
+private func convolution2D(_ x: Variable, weight: Variable, mask: Tensor?, bias: Variable?, taps: ConvolutionTaps?,
+                           residualReLU: Bool) -> Variable {
     let taps = taps ?? ConvolutionTaps(kernelHeight: weight.shape[2], kernelWidth: weight.shape[3], mask: mask)
     let (output, padded) = Kernels.maskedConv2DKeepingInput(x.value, weight: weight.value, mask: mask, bias: bias?.value, taps: taps,
-                                                            reluInput: true, residual: x.value)
+                                                            reluInput: residualReLU, residual: residualReLU ? x.value : nil)
     return Variable(output, parents: [x, weight] + (bias.map { [$0] } ?? [])) { gradient in
         let g = Kernels.maskedConv2DBackward(gradient, input: x.value, weight: weight.value, mask: mask, taps: taps,
-                                             needsInputGradient: x.requiresGradient, paddedInput: padded, reluInput: true, residual: true)
+                                             needsInputGradient: x.requiresGradient, paddedInput: padded,
+                                             reluInput: residualReLU, residual: residualReLU)
         if let gi = g.input { x.accumulate(gi) }
         weight.accumulate(g.weight)
         bias?.accumulate(g.bias)

@@ -290,6 +290,7 @@ extension DiagonalBiLSTM {
                 }
                 return concatenate(columns.map { $0! }, axis: 0)
             }
+            let leftToRightOrder = Array(0..<width), rightToLeftOrder = Array((0..<width).reversed())
             func aboveTerm(_ states: Variable?, _ tap: Variable) -> Variable? {
                 states.map { s in reshape(matmul(reshape(s, [s.shape[0] * s.shape[1], f]), tap, transposeRight: true), [s.shape[0], s.shape[1], 4 * f]) }
             }
@@ -301,10 +302,10 @@ extension DiagonalBiLSTM {
                 for l in 0..<layers {
                     let gates = permute(reshape(model.inputToState[l](h), [count, 8 * f, width]), [2, 0, 1])  // [W, N, 8F]
                     let halves = split(gates, axis: 2, sizes: [4 * f, 4 * f])
-                    let leftToRight = scan(halves[0], above: leftTerms[l], tap: taps[2 * l][1], order: Array(0..<width))
+                    let leftToRight = scan(halves[0], above: leftTerms[l], tap: taps[2 * l][1], order: leftToRightOrder)
                     left.append(leftToRight)
                     if finishing {
-                        right.append(scan(halves[1], above: rightTerms[l], tap: taps[2 * l + 1][1], order: Array((0..<width).reversed())))
+                        right.append(scan(halves[1], above: rightTerms[l], tap: taps[2 * l + 1][1], order: rightToLeftOrder))
                     }
                     var out = leftToRight
                     if let shifted = aboveRight[l] { out = out + shifted }

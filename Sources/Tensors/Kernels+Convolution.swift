@@ -468,7 +468,7 @@ struct PaddedGrid {
         Tensor(shape: [batch, channels, height, width]) { out in
             grid.withUnsafeBufferPointer { gp in
                 let g = gp.baseAddress!, o = out.baseAddress!
-                withOptionalPointers(gate, addend) { gate, addend in
+                withOptionalPointer(gate) { gate in withOptionalPointer(addend) { addend in
                     Parallel.forEach(channels) { c in
                         for b in 0..<batch { for h in 0..<height {
                             let at = ((b * channels + c) * height + h) * width
@@ -481,7 +481,7 @@ struct PaddedGrid {
                             }
                         } }
                     }
-                }
+                } }
             }
         }
     }
@@ -492,7 +492,7 @@ struct PaddedGrid {
             grid.withUnsafeBufferPointer { gp in
                 let g = gp.baseAddress!, o = out.baseAddress!
                 let biases = bias?.scalars ?? [Float](repeating: 0, count: channels)
-                withOptionalPointers(addend, nil) { addend, _ in
+                withOptionalPointer(addend) { addend in
                     Parallel.forEach(channels) { c in
                         let v = biases[c]
                         for b in 0..<batch { for h in 0..<height {
@@ -523,11 +523,8 @@ struct PaddedGrid {
     }
 }
 
-/// Runs `body` with base pointers of two optional tensors (nil for an absent one).
-func withOptionalPointers<R>(_ a: Tensor?, _ b: Tensor?, _ body: (UnsafePointer<Float>?, UnsafePointer<Float>?) -> R) -> R {
-    func with(_ t: Tensor?, _ inner: (UnsafePointer<Float>?) -> R) -> R {
-        guard let t else { return inner(nil) }
-        return t.withUnsafeBufferPointer { inner($0.baseAddress!) }
-    }
-    return with(a) { pa in with(b) { pb in body(pa, pb) } }
+/// Runs `body` with the base pointer of an optional tensor (nil when it is absent).
+func withOptionalPointer<R>(_ t: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+    guard let t else { return body(nil) }
+    return t.withUnsafeBufferPointer { body($0.baseAddress!) }
 }
