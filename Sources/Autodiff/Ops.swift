@@ -256,28 +256,37 @@ public func causalConv1D(_ x: Variable, weight: Variable, bias: Variable?, dilat
 /// weight and mask `[O, I, KH, KW]`, bias `[O]`; taps the mask zeroes are skipped.
 public func maskedConv2D(_ x: Variable, weight: Variable, mask: Tensor?, bias: Variable?,
                          taps: ConvolutionTaps? = nil) -> Variable {
-    convolution2D(x, weight: weight, mask: mask, bias: bias, taps: taps, residualReLU: false)
-}
-
-/// `x + maskedConv2D(relu(x))` (a PixelCNN residual block) with as many outputs as inputs, fused: the
-/// ReLU is taken while padding and the residual added while extracting; the pullback gates the
-/// input gradient by x > 0 and adds the output gradient in the pass that unpads it.
-public func residualReLUConv2D(_ x: Variable, weight: Variable, mask: Tensor?, bias: Variable?,
-                               taps: ConvolutionTaps? = nil) -> Variable {
-    precondition(weight.shape[0] == weight.shape[1], "residualReLUConv2D: weight \(weight.shape) needs as many outputs as inputs")
-    return convolution2D(x, weight: weight, mask: mask, bias: bias, taps: taps, residualReLU: true)
-}
-
-/// Both of the above: `conv(x)`, or `x + conv(relu(x))` with `residualReLU`.
-private func convolution2D(_ x: Variable, weight: Variable, mask: Tensor?, bias: Variable?, taps: ConvolutionTaps?,
-                           residualReLU: Bool) -> Variable {
     let taps = taps ?? ConvolutionTaps(kernelHeight: weight.shape[2], kernelWidth: weight.shape[3], mask: mask)
-    let (output, padded) = Kernels.maskedConv2DKeepingInput(x.value, weight: weight.value, mask: mask, bias: bias?.value, taps: taps,
-                                                            reluInput: residualReLU, residual: residualReLU ? x.value : nil)
+    let (output, padded) = Kernels.maskedConv2DKeepingInput(x.value, weight: weight.value, mask: mask, bias: bias?.value, taps: taps)
     return Variable(output, parents: [x, weight] + (bias.map { [$0] } ?? [])) { gradient in
         let g = Kernels.maskedConv2DBackward(gradient, input: x.value, weight: weight.value, mask: mask, taps: taps,
-                                             needsInputGradient: x.requiresGradient, paddedInput: padded,
-                                             reluInput: residualReLU, residual: residualReLU)
+                                             needsInputGradient: x.requiresGradient, paddedInput: padded)
+        if let gi = g.input { x.accumulate(gi) }
+        weight.accumulate(g.weight)
+        bias?.accumulate(g.bias)
+    }
+}
+
+/// `[B, C, H, W]` → the zero-padded grid `[C, total]` on which `gridConv2D` layers are chained.
+public func toGrid(_ x: Variable, grid: ImageGrid) -> Variable {
+    Variable(Kernels.toGrid(x.value, grid: grid), parents: [x]) { gradient in x.accumulate(Kernels.fromGrid(gradient, grid: grid)) }
+}
+
+/// Grid `[C, total]` → `[B, C, H, W]`, the image positions only (the padding gets zero gradient).
+public func fromGrid(_ x: Variable, grid: ImageGrid) -> Variable {
+    Variable(Kernels.fromGrid(x.value, grid: grid), parents: [x]) { gradient in x.accumulate(Kernels.toGrid(gradient, grid: grid)) }
+}
+
+/// A masked "same" convolution on a grid (`[I, total]` → `[O, total]`, weight and mask `[O, I, KH, KW]`):
+/// `conv(x)`, `conv(relu(x))` with `reluInput`, and `x + conv(relu(x))` (a PixelCNN residual block)
+/// with both. Bias, residual and the zeroing of the padding are done in each column tile's epilogue.
+public func gridConv2D(_ x: Variable, weight: Variable, mask: Tensor?, bias: Variable?, taps: ConvolutionTaps, grid: ImageGrid,
+                       reluInput: Bool = false, residual: Bool = false) -> Variable {
+    let (output, convolved) = Kernels.gridConv2D(x.value, weight: weight.value, mask: mask, bias: bias?.value, taps: taps, grid: grid,
+                                                 reluInput: reluInput, residual: residual)
+    return Variable(output, parents: [x, weight] + (bias.map { [$0] } ?? [])) { gradient in
+        let g = Kernels.gridConv2DBackward(gradient, input: x.value, convolved: convolved, weight: weight.value, mask: mask, taps: taps,
+                                           grid: grid, reluInput: reluInput, residual: residual, needsInputGradient: x.requiresGradient)
         if let gi = g.input { x.accumulate(gi) }
         weight.accumulate(g.weight)
         bias?.accumulate(g.bias)

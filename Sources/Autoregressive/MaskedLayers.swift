@@ -93,8 +93,12 @@ public struct MaskedConv2D: ParameterContainer {
     public var mask: Tensor { convolution.mask! }
     public var parameters: [NamedParameter] { convolution.parameters }
     public func callAsFunction(_ x: Variable) -> Variable { convolution(x) }
-    /// `x + self(relu(x))` in one fused op (a residual block; as many outputs as inputs).
-    public func residual(_ x: Variable) -> Variable { convolution.residual(x) }
+    /// This convolution on a grid (see `Conv2D.onGrid`).
+    public func onGrid(_ x: Variable, grid: ImageGrid, reluInput: Bool = false, residual: Bool = false) -> Variable {
+        convolution.onGrid(x, grid: grid, reluInput: reluInput, residual: residual)
+    }
+    /// The taps the mask leaves active.
+    public var taps: ConvolutionTaps { convolution.taps }
 }
 
 /// A causal 1-D convolution: type A (output t sees inputs < t), type B (output t sees inputs ≤ t).

@@ -309,6 +309,7 @@ public struct ProgressDisplay {
     public enum Mode { case automatic, bar, lines, silent }
     public var mode: Mode
     private var total = 0
+    private var startStep = 0
     private var isTerminal: Bool
 
     public init(mode: Mode = .automatic) {
@@ -316,12 +317,12 @@ public struct ProgressDisplay {
         isTerminal = isatty(STDERR_FILENO) == 1
     }
 
-    mutating func begin(totalSteps: Int, startStep: Int) { total = totalSteps }
+    mutating func begin(totalSteps: Int, startStep: Int) { total = totalSteps; self.startStep = startStep }
 
     /// - Parameter validation: the latest validation NLL in bits per dimension.
     func update(step: Int, loss: Double, validation: Double?, itemsPerSecond: Double, elapsed: Double, logEvery: Int) {
         let useBar = mode == .bar || (mode == .automatic && isTerminal)
-        let remaining = Double(total - step) * elapsed / Double(max(step, 1))
+        let remaining = ProgressDisplay.remainingSeconds(step: step, startStep: startStep, total: total, elapsed: elapsed)
         let validationText = validation.map { String(format: " val %.4f bits/dim", $0) } ?? ""
         let stats = String(format: "step %d/%d loss %.4f%@ %.0f items/s ETA %@", step, total, loss, validationText,
                            itemsPerSecond, ProgressDisplay.duration(remaining))
@@ -339,6 +340,13 @@ public struct ProgressDisplay {
 
     func finish() {
         if mode == .bar || (mode == .automatic && isTerminal) { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+
+    /// Time left at this run's pace: `elapsed` covers the steps since `startStep` (a resumed run
+    /// starts its clock at the step it resumed from).
+    public static func remainingSeconds(step: Int, startStep: Int, total: Int, elapsed: Double) -> Double {
+        guard step > startStep else { return .nan }
+        return Double(total - step) * elapsed / Double(step - startStep)
     }
 
     static func duration(_ seconds: Double) -> String {

@@ -46,9 +46,12 @@ public final class PixelCNN: LogitMapImageModel {
     public func logitMaps(_ x: Tensor) -> Variable {
         let c = configuration
         let image = Kernels.scale(x, by: 1 / Float(c.levels - 1)).reshaped([x.shape[0], c.channels, c.height, c.width])
-        var h = first(Variable(image))
-        for block in blocks { h = block.residual(h) }  // h + block(relu(h)), fused
-        return head2(relu(head1(relu(h))))
+        // From the first layer to the head the activations stay on one padded grid (no per-layer layout copies).
+        let grid = ImageGrid(batch: x.shape[0], height: c.height, width: c.width, taps: blocks.first?.taps ?? head1.taps)
+        var h = toGrid(first(Variable(image)), grid: grid)
+        for block in blocks { h = block.onGrid(h, grid: grid, reluInput: true, residual: true) }  // h + block(relu(h))
+        let hidden = head1.onGrid(h, grid: grid, reluInput: true)
+        return fromGrid(head2.onGrid(hidden, grid: grid, reluInput: true), grid: grid)
     }
 
 

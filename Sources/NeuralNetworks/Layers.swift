@@ -56,7 +56,7 @@ public struct Conv2D: ParameterContainer {
     public let weight: Variable
     public let bias: Variable?
     public let mask: Tensor?
-    let taps: ConvolutionTaps
+    public let taps: ConvolutionTaps
 
     public init(inputs: Int, outputs: Int, kernelSize: Int, mask: Tensor? = nil, bias: Bool = true,
                 generator: inout RandomGenerator) {
@@ -78,9 +78,10 @@ public struct Conv2D: ParameterContainer {
         maskedConv2D(x, weight: weight, mask: mask, bias: bias, taps: taps)
     }
 
-    /// `x + self(relu(x))`, fused (`residualReLUConv2D`); needs as many outputs as inputs.
-    public func residual(_ x: Variable) -> Variable {
-        residualReLUConv2D(x, weight: weight, mask: mask, bias: bias, taps: taps)
+    /// This convolution on a grid (`gridConv2D`, `[I, total]` → `[O, total]`): of relu(x) with
+    /// `reluInput`; `x + self(relu(x))` with both (as many outputs as inputs).
+    public func onGrid(_ x: Variable, grid: ImageGrid, reluInput: Bool = false, residual: Bool = false) -> Variable {
+        gridConv2D(x, weight: weight, mask: mask, bias: bias, taps: taps, grid: grid, reluInput: reluInput, residual: residual)
     }
 }
 

@@ -236,13 +236,8 @@ extension Kernels {
     }
 
     /// `maskedConv2D`, also returning the padded input grid so that the backward pass need not rebuild it.
-    ///
-    /// With `reluInput` the convolution reads max(input, 0) (taken while padding), and `residual`
-    /// (`[B, O, H, W]`) is added while extracting: `residual + conv(relu(input))` in no more passes
-    /// over memory than the convolution alone.
     public static func maskedConv2DKeepingInput(_ input: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?,
-                                                taps: ConvolutionTaps? = nil, reluInput: Bool = false,
-                                                residual: Tensor? = nil) -> (output: Tensor, paddedInput: [Float]) {
+                                                taps: ConvolutionTaps? = nil) -> (output: Tensor, paddedInput: [Float]) {
         precondition(input.rank == 4 && weight.rank == 4 && weight.shape[1] == input.shape[1],
                      "maskedConv2D: input \(input.shape) needs [B, I, H, W] and weight [O, I, KH, KW], got \(weight.shape)")
         precondition(mask == nil || mask!.shape == weight.shape, "maskedConv2D: mask \(mask!.shape) differs from weight \(weight.shape)")
@@ -250,10 +245,8 @@ extension Kernels {
         let (batch, inChannels, height, width) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (outChannels, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
         let active = taps ?? ConvolutionTaps(kernelHeight: kh, kernelWidth: kw, mask: mask)
-        precondition(residual == nil || residual!.shape == [batch, outChannels, height, width],
-                     "maskedConv2D: residual \(residual!.shape) differs from the output [\(batch), \(outChannels), \(height), \(width)]")
         let grid = PaddedGrid(batch: batch, height: height, width: width, taps: active)
-        let padded = grid.pad(input, channels: inChannels, relu: reluInput)
+        let padded = grid.pad(input, channels: inChannels)
         let packed = packTaps(weight, mask: mask, taps: active)
         // With a tap, every element is written: the stacked GEMM and each tile's first tap run with beta = 0.
         var big = [Float](unsafeUninitializedCapacity: outChannels * grid.columns) { buffer, count in
@@ -270,7 +263,7 @@ extension Kernels {
                 gemm(m: outChannels, n: grid.columns, k: depth, a: wp.baseAddress!, lda: depth, b: sp.baseAddress!, ldb: grid.columns,
                      beta: 0, c: yp.baseAddress!, ldc: grid.columns)
             } } }
-            return (grid.extract(big, channels: outChannels, bias: bias, adding: residual), padded)
+            return (grid.extract(big, channels: outChannels, bias: bias), padded)
         }
         padded.withUnsafeBufferPointer { xp in
             packed.withUnsafeBufferPointer { wp in
@@ -288,23 +281,20 @@ extension Kernels {
                 }
             }
         }
-        return (grid.extract(big, channels: outChannels, bias: bias, adding: residual), padded)
+        return (grid.extract(big, channels: outChannels, bias: bias), padded)
     }
 
     /// Gradients of `maskedConv2D` with respect to input (when asked), weight (already masked) and bias.
-    /// With `reluInput` (the forward pass convolved max(input, 0)) the input gradient is passed back
-    /// through the ReLU, and the output gradient is added to it when `residual` (the forward pass
-    /// added its input): the gradient of `input + conv(relu(input))` with respect to `input`.
     public static func maskedConv2DBackward(_ gradient: Tensor, input: Tensor, weight: Tensor, mask: Tensor?,
                                             taps: ConvolutionTaps? = nil, needsInputGradient: Bool = true,
-                                            paddedInput: [Float]? = nil, reluInput: Bool = false, residual: Bool = false)
+                                            paddedInput: [Float]? = nil)
         -> (input: Tensor?, weight: Tensor, bias: Tensor) {
         let (batch, inChannels, height, width) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         let (outChannels, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
         precondition(gradient.shape == [batch, outChannels, height, width], "maskedConv2DBackward: gradient \(gradient.shape)")
         let active = taps ?? ConvolutionTaps(kernelHeight: kh, kernelWidth: kw, mask: mask)
         let grid = PaddedGrid(batch: batch, height: height, width: width, taps: active)
-        let padded = paddedInput ?? grid.pad(input, channels: inChannels, relu: reluInput)
+        let padded = paddedInput ?? grid.pad(input, channels: inChannels)
         let gradientGrid = grid.scatter(gradient, channels: outChannels)
         let packed = packTaps(weight, mask: mask, taps: active)
         var packedGradient = [Float](repeating: 0, count: packed.count)
@@ -371,15 +361,9 @@ extension Kernels {
             }
         }
         }
-        var weightGradient = Tensor.zeros(weight.shape)
-        for (t, tap) in active.taps.enumerated() {
-            for oc in 0..<outChannels { for ic in 0..<inChannels {
-                let w = ((oc * inChannels + ic) * kh + tap.row) * kw + tap.column
-                weightGradient.scalars[w] = packedGradient[(t * outChannels + oc) * inChannels + ic] * (mask?.scalars[w] ?? 1)
-            } }
-        }
+        let weightGradient = unpackTaps(packedGradient, weightShape: weight.shape, mask: mask, taps: active)
         let inputGradient = needsInputGradient
-            ? grid.unpad(paddedInputGradient, channels: inChannels, gatedBy: reluInput ? input : nil, adding: residual ? gradient : nil) : nil
+            ? grid.unpad(paddedInputGradient, channels: inChannels) : nil
         return (inputGradient, weightGradient, sumOverBatchAndPositions(gradient))
     }
 
@@ -413,7 +397,7 @@ extension Kernels {
 /// q + (r − KH/2 + up)·S + (c − KW/2 + left). At 28×28 with 3×3 taps, 7% of the columns are padding.
 struct PaddedGrid {
     let batch: Int, height: Int, width: Int
-    let padTop: Int, padLeft: Int
+    let padTop: Int, padLeft: Int, padBottom: Int, padRight: Int
     /// Kernel centre (row, column).
     let centre: (row: Int, column: Int)
     /// Row stride.
@@ -431,7 +415,7 @@ struct PaddedGrid {
         let rows = taps.taps.map(\.row), cols = taps.taps.map(\.column)
         let up = max(0, centre.row - (rows.min() ?? centre.row)), down = max(0, (rows.max() ?? centre.row) - centre.row)
         let left = max(0, centre.column - (cols.min() ?? centre.column)), right = max(0, (cols.max() ?? centre.column) - centre.column)
-        padTop = up; padLeft = left
+        padTop = up; padLeft = left; padBottom = down; padRight = right
         stride = width + max(left, right)
         imageRows = height + max(up, down)
         columns = ((batch - 1) * imageRows + height - 1) * stride + width
@@ -445,16 +429,15 @@ struct PaddedGrid {
     /// Output-grid column of (b, h, 0).
     @inline(__always) func outputRow(_ b: Int, _ h: Int) -> Int { (b * imageRows + h) * stride }
 
-    /// `[B, C, H, W]` → padded input grid `[C, total]` (of max(x, 0) with `relu`).
-    func pad(_ x: Tensor, channels: Int, relu: Bool = false) -> [Float] {
+    /// `[B, C, H, W]` → padded input grid `[C, total]`.
+    func pad(_ x: Tensor, channels: Int) -> [Float] {
         var grid = [Float](repeating: 0, count: channels * total)
         grid.withUnsafeMutableBufferPointer { gp in
             x.withUnsafeBufferPointer { xp in
                 let g = gp.baseAddress!, source = xp.baseAddress!
                 Parallel.forEach(channels) { c in
                     for b in 0..<batch { for h in 0..<height {
-                        let (dst, src) = (g + c * total + inputRow(b, h), source + ((b * channels + c) * height + h) * width)
-                        if relu { for w in 0..<width { dst[w] = max(src[w], 0) } } else { dst.update(from: src, count: width) }
+                        (g + c * total + inputRow(b, h)).update(from: source + ((b * channels + c) * height + h) * width, count: width)
                     } }
                 }
             }
@@ -462,45 +445,32 @@ struct PaddedGrid {
         return grid
     }
 
-    /// Padded input grid `[C, total]` → `[B, C, H, W]` (inverse of `pad`); with `gate`, each element
-    /// is kept only where `gate` is positive (the ReLU's pullback), and `addend` is added.
-    func unpad(_ grid: [Float], channels: Int, gatedBy gate: Tensor? = nil, adding addend: Tensor? = nil) -> Tensor {
+    /// Padded input grid `[C, total]` → `[B, C, H, W]` (inverse of `pad`).
+    func unpad(_ grid: [Float], channels: Int) -> Tensor {
         Tensor(shape: [batch, channels, height, width]) { out in
             grid.withUnsafeBufferPointer { gp in
                 let g = gp.baseAddress!, o = out.baseAddress!
-                withOptionalPointer(gate) { gate in withOptionalPointer(addend) { addend in
-                    Parallel.forEach(channels) { c in
-                        for b in 0..<batch { for h in 0..<height {
-                            let at = ((b * channels + c) * height + h) * width
-                            let (dst, src) = (o + at, g + c * total + inputRow(b, h))
-                            switch (gate, addend) {
-                            case let (gate?, addend?): for w in 0..<width { dst[w] = (gate[at + w] > 0 ? src[w] : 0) + addend[at + w] }
-                            case let (gate?, nil): for w in 0..<width { dst[w] = gate[at + w] > 0 ? src[w] : 0 }
-                            case let (nil, addend?): for w in 0..<width { dst[w] = src[w] + addend[at + w] }
-                            case (nil, nil): dst.update(from: src, count: width)
-                            }
-                        } }
-                    }
-                } }
+                Parallel.forEach(channels) { c in
+                    for b in 0..<batch { for h in 0..<height {
+                        (o + ((b * channels + c) * height + h) * width).update(from: g + c * total + inputRow(b, h), count: width)
+                    } }
+                }
             }
         }
     }
 
-    /// Output grid `[C, columns]` → `[B, C, H, W]` plus bias (and plus `addend`, `[B, C, H, W]`).
-    func extract(_ grid: [Float], channels: Int, bias: Tensor?, adding addend: Tensor? = nil) -> Tensor {
+    /// Output grid `[C, columns]` → `[B, C, H, W]` plus bias.
+    func extract(_ grid: [Float], channels: Int, bias: Tensor?) -> Tensor {
         Tensor(shape: [batch, channels, height, width]) { out in
             grid.withUnsafeBufferPointer { gp in
                 let g = gp.baseAddress!, o = out.baseAddress!
                 let biases = bias?.scalars ?? [Float](repeating: 0, count: channels)
-                withOptionalPointer(addend) { addend in
-                    Parallel.forEach(channels) { c in
-                        let v = biases[c]
-                        for b in 0..<batch { for h in 0..<height {
-                            let at = ((b * channels + c) * height + h) * width
-                            let (src, dst) = (g + c * columns + outputRow(b, h), o + at)
-                            if let addend { for w in 0..<width { dst[w] = src[w] + v + addend[at + w] } } else { for w in 0..<width { dst[w] = src[w] + v } }
-                        } }
-                    }
+                Parallel.forEach(channels) { c in
+                    let v = biases[c]
+                    for b in 0..<batch { for h in 0..<height {
+                        let (src, dst) = (g + c * columns + outputRow(b, h), o + ((b * channels + c) * height + h) * width)
+                        for w in 0..<width { dst[w] = src[w] + v }
+                    } }
                 }
             }
         }
@@ -521,10 +491,4 @@ struct PaddedGrid {
         }
         return grid
     }
-}
-
-/// Runs `body` with the base pointer of an optional tensor (nil when it is absent).
-func withOptionalPointer<R>(_ t: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {
-    guard let t else { return body(nil) }
-    return t.withUnsafeBufferPointer { body($0.baseAddress!) }
 }

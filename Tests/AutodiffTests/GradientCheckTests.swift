@@ -103,11 +103,16 @@ let opTable: [OpCase] = [
         for o in 0..<3 { for i in 0..<2 { mask[o, i, 2, 0] = 0; mask[o, i, 2, 1] = 0; mask[o, i, 2, 2] = 0; mask[o, i, 1, 2] = 0 } }
         return maskedConv2D($0[0], weight: $0[1], mask: mask, bias: $0[2])
     },
-    OpCase(name: "residual relu conv2d (stacked taps)", inputs: inputs(awayFromZero([2, 2, 4, 5]), uniform([2, 2, 3, 3]), uniform([2]))) {
-        residualReLUConv2D($0[0], weight: $0[1], mask: typeBMask(outputs: 2, inputs: 2), bias: $0[2])
+    OpCase(name: "grid conv2d, residual relu block (3×3 type B)", inputs: inputs(awayFromZero([2, 16, 3, 4]), uniform([16, 16, 3, 3]), uniform([16]))) {
+        let mask = typeBMask(outputs: 16, inputs: 16), taps = ConvolutionTaps(kernelHeight: 3, kernelWidth: 3, mask: mask)
+        let grid = ImageGrid(batch: 2, height: 3, width: 4, taps: taps)
+        return fromGrid(gridConv2D(toGrid($0[0], grid: grid), weight: $0[1], mask: mask, bias: $0[2], taps: taps, grid: grid,
+                                   reluInput: true, residual: true), grid: grid)
     },
-    OpCase(name: "residual relu conv2d (a GEMM per tap)", inputs: inputs(awayFromZero([1, 16, 3, 4]), uniform([16, 16, 3, 3]), uniform([16]))) {
-        residualReLUConv2D($0[0], weight: $0[1], mask: typeBMask(outputs: 16, inputs: 16), bias: $0[2])
+    OpCase(name: "grid conv2d, 1×1 of relu on a 3×3 grid", inputs: inputs(awayFromZero([2, 4, 3, 2]), uniform([3, 4, 1, 1]), uniform([3]))) {
+        let grid = ImageGrid(batch: 2, height: 3, width: 2, taps: ConvolutionTaps(kernelHeight: 3, kernelWidth: 3, mask: typeBMask(outputs: 1, inputs: 1)))
+        return fromGrid(gridConv2D(toGrid($0[0], grid: grid), weight: $0[1], mask: nil, bias: $0[2],
+                                   taps: ConvolutionTaps(kernelHeight: 1, kernelWidth: 1, mask: nil), grid: grid, reluInput: true), grid: grid)
     },
     OpCase(name: "conv2d 5×5 unmasked", inputs: inputs(uniform([1, 2, 3, 4]), uniform([2, 2, 5, 5]), uniform([2]))) {
         maskedConv2D($0[0], weight: $0[1], mask: nil, bias: $0[2])
@@ -122,28 +127,44 @@ private func typeBMask(outputs: Int, inputs: Int) -> Tensor {
 }
 
 @Suite struct GradientCheckTests {
-    /// The fused residual block equals x + conv(relu(x)) composed from single ops, values and
-    /// gradients, through both GEMM paths (3 channels stack their taps, 17 run a GEMM per tap).
-    @Test(arguments: [3, 17])
-    func residualBlockMatchesItsDefinition(channels: Int) {
-        var rng = RandomGenerator(seed: 97)
-        let mask = typeBMask(outputs: channels, inputs: channels)
-        let x = Variable(rng.uniformTensor([2, channels, 5, 6], low: -1, high: 1), requiresGradient: true)
+    /// A grid convolution computes what `maskedConv2D` does on the unpadded layout, for every
+    /// combination of ReLU input and residual, values and gradients, over several column tiles; its
+    /// output and its input gradient are zero at every padding position of the grid.
+    @Test(arguments: [(3, false, false), (3, true, false), (17, false, true), (17, true, true), (5, true, true)])
+    func gridConvolutionMatchesTheUnpaddedOne(channels: Int, reluInput: Bool, residual: Bool) {
+        var rng = RandomGenerator(seed: 96)
+        let (batch, height, width) = (3, 20, 19)  // 3·21·20 grid columns: several tiles
+        let mask = typeBMask(outputs: channels, inputs: channels), taps = ConvolutionTaps(kernelHeight: 3, kernelWidth: 3, mask: mask)
+        let grid = ImageGrid(batch: batch, height: height, width: width, taps: taps)
+        let image = rng.uniformTensor([batch, channels, height, width], low: -1, high: 1)
+        let x = Variable(image, requiresGradient: true)
+        let onGrid = Variable(Kernels.toGrid(image, grid: grid), requiresGradient: true)
         let weight = Variable(rng.uniformTensor([channels, channels, 3, 3], low: -1, high: 1), requiresGradient: true)
         let bias = Variable(rng.uniformTensor([channels], low: -1, high: 1), requiresGradient: true)
-        let upstream = rng.uniformTensor([2, channels, 5, 6], low: -1, high: 1)
-        func gradients(_ build: () -> Variable) -> (value: Tensor, grads: [Tensor]) {
-            for v in [x, weight, bias] { v.zeroGradient() }
+        let upstream = rng.uniformTensor([batch, channels, height, width], low: -1, high: 1)
+        func gradients(_ input: Variable, _ build: () -> Variable) -> (value: Tensor, grads: [Tensor]) {
+            for v in [input, weight, bias] { v.zeroGradient() }
             let y = build()
             sum(y * Variable(upstream)).backward()
-            return (y.value, [x, weight, bias].map { $0.gradient! })
+            return (y.value, [input, weight, bias].map { $0.gradient! })
         }
-        let fused = gradients { residualReLUConv2D(x, weight: weight, mask: mask, bias: bias) }
-        let plain = gradients { x + maskedConv2D(relu(x), weight: weight, mask: mask, bias: bias) }
+        var gridOutput = Tensor.zeros([1])
+        let fused = gradients(onGrid) {
+            let y = gridConv2D(onGrid, weight: weight, mask: mask, bias: bias, taps: taps, grid: grid, reluInput: reluInput, residual: residual)
+            gridOutput = y.value
+            return fromGrid(y, grid: grid)
+        }
+        let plain = gradients(x) {
+            let y = maskedConv2D(reluInput ? relu(x) : x, weight: weight, mask: mask, bias: bias)
+            return residual ? x + y : y
+        }
         #expect(fused.value.maxAbsoluteDifference(plain.value) < 1e-4)
-        for (a, b) in zip(fused.grads, plain.grads) { #expect(a.maxAbsoluteDifference(b) < 1e-3) }
+        #expect(Kernels.fromGrid(fused.grads[0], grid: grid).maxAbsoluteDifference(plain.grads[0]) < 1e-3)
+        for (a, b) in zip(fused.grads.dropFirst(), plain.grads.dropFirst()) { #expect(a.maxAbsoluteDifference(b) < 1e-3) }
+        // Zero padding: a round trip through the image layout changes nothing.
+        #expect(Kernels.toGrid(Kernels.fromGrid(gridOutput, grid: grid), grid: grid) == gridOutput)
+        #expect(Kernels.toGrid(Kernels.fromGrid(fused.grads[0], grid: grid), grid: grid) == fused.grads[0])
     }
-
 
     @Test(arguments: opTable)
     func gradientMatchesFiniteDifferences(op: OpCase) {

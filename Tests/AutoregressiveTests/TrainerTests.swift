@@ -132,4 +132,11 @@ import Tensors
         #expect(validation.examples == 100)
         #expect(validation.nats > 0)
     }
+
+    @Test func remainingTimeOfAResumedRunCountsOnlyItsOwnSteps() {
+        // Resumed at 6000 of 12000; 100 steps took 40 s, so 5900 more take 2360 s (not 39 s).
+        #expect(ProgressDisplay.remainingSeconds(step: 6100, startStep: 6000, total: 12000, elapsed: 40) == 2360)
+        #expect(ProgressDisplay.remainingSeconds(step: 100, startStep: 0, total: 200, elapsed: 10) == 10)
+        #expect(ProgressDisplay.remainingSeconds(step: 6000, startStep: 6000, total: 12000, elapsed: 0).isNaN)
+    }
 }

@@ -1,0 +1,223 @@
+import Foundation
+
+// Convolutions that read and write the padded grid itself, for a stack of same-size layers (PixelCNN's
+// residual blocks and 1×1 head): the activations stay in one zero-padded, channel-major layout
+// (`ImageGrid`, `[C, total]`) from the first block to the head, so no layer pads its input or
+// extracts its output. Each tile of columns runs its GEMMs and then, while the tile is in cache, adds
+// bias and residual and zeroes the padding positions (the next layer reads them as zero padding).
+//
+// Invariant: every grid tensor, value or gradient, is zero at the padding positions. Gradients keep
+// it because `fromGrid` scatters into zeros and every pullback here zeroes what it writes there.
+
+/// The layout of a stack of "same" convolutions whose taps stay within `taps`' reach: `[C, total]` per
+/// tensor, image (b, y, x) at column `origin + (b·imageRows + y)·stride + x`, zeros elsewhere.
+public struct ImageGrid: Sendable {
+    let layout: PaddedGrid
+    public var batch: Int { layout.batch }
+    public var height: Int { layout.height }
+    public var width: Int { layout.width }
+    /// Columns per channel.
+    public var total: Int { layout.total }
+    /// The column of image position (0, 0, 0): the offset of the kernel centre.
+    var origin: Int { layout.padTop * layout.stride + layout.padLeft }
+
+    /// A grid for `batch` images of height×width with the padding `taps` (the widest kernel of the stack) reach.
+    public init(batch: Int, height: Int, width: Int, taps: ConvolutionTaps) {
+        layout = PaddedGrid(batch: batch, height: height, width: width, taps: taps)
+    }
+
+    /// Whether a convolution with `taps` reads nothing beyond this grid's padding.
+    public func fits(_ taps: ConvolutionTaps) -> Bool {
+        let own = PaddedGrid(batch: batch, height: height, width: width, taps: taps)
+        return own.padTop <= layout.padTop && own.padBottom <= layout.padBottom && own.padLeft <= layout.padLeft
+            && own.padRight <= layout.padRight
+    }
+
+    /// The flat offset (from an output column) that tap (row, column) of a kernel of `taps`' size reads.
+    func offset(_ tap: (row: Int, column: Int), of taps: ConvolutionTaps) -> Int {
+        (tap.row - taps.kernelHeight / 2) * layout.stride + tap.column - taps.kernelWidth / 2 + origin
+    }
+
+    /// The output columns at which every tap (flat `offsets`) reads inside the grid.
+    func readableColumns(_ offsets: [Int]) -> Range<Int> {
+        let lo = max(0, offsets.map { origin - $0 }.max() ?? 0), hi = min(total, total - (offsets.map { $0 - origin }.max() ?? 0))
+        return lo..<max(lo, hi)
+    }
+
+    /// Calls `body(start, end, valid)` for the maximal runs of columns in `start..<end` that are all
+    /// image positions (`valid`) or all padding.
+    @inline(__always) func forEachRun(_ start: Int, _ end: Int, _ body: (Int, Int, Bool) -> Void) {
+        let (stride, columns, o) = (layout.stride, layout.columns, origin)
+        var d = start
+        while d < end {
+            let q = d - o
+            if q < 0 { let e = min(end, o); body(d, e, false); d = e; continue }
+            if q >= columns { body(d, end, false); return }
+            let row = q / stride, column = q - row * stride
+            if row % layout.imageRows < layout.height && column < layout.width {
+                let e = min(end, d - column + layout.width); body(d, e, true); d = e
+            } else {
+                let e = min(end, d - column + stride); body(d, e, false); d = e
+            }
+        }
+    }
+}
+
+extension Kernels {
+    /// `[B, C, H, W]` → grid `[C, total]`.
+    public static func toGrid(_ x: Tensor, grid: ImageGrid) -> Tensor {
+        precondition(x.rank == 4 && x.shape[0] == grid.batch && x.shape[2] == grid.height && x.shape[3] == grid.width,
+                     "toGrid: input \(x.shape) does not match a grid of \(grid.batch)×\(grid.height)×\(grid.width)")
+        return Tensor(shape: [x.shape[1], grid.total], scalars: grid.layout.pad(x, channels: x.shape[1]))
+    }
+
+    /// Grid `[C, total]` → `[B, C, H, W]` (the image positions only).
+    public static func fromGrid(_ g: Tensor, grid: ImageGrid) -> Tensor {
+        precondition(g.rank == 2 && g.shape[1] == grid.total, "fromGrid: \(g.shape) is not a [C, \(grid.total)] grid")
+        return grid.layout.unpad(g.scalars, channels: g.shape[0])
+    }
+
+    /// `max(x, 0)` elementwise, as a flat array.
+    static func reluScalars(_ x: Tensor) -> [Float] {
+        [Float](unsafeUninitializedCapacity: x.count) { buffer, initialized in
+            x.withUnsafeBufferPointer { xp in
+                let (s, d) = (xp.baseAddress!, buffer.baseAddress!)
+                Parallel.forChunks(x.count) { range in for i in range { d[i] = max(s[i], 0) } }
+            }
+            initialized = x.count
+        }
+    }
+
+    /// Per-row sums of `[rows, columns]`: a bias gradient on a grid.
+    static func rowSums(_ x: Tensor) -> Tensor {
+        let (rows, columns) = (x.shape[0], x.shape[1])
+        return Tensor(shape: [rows]) { out in
+            x.withUnsafeBufferPointer { xp in
+                let (s, o) = (xp.baseAddress!, out.baseAddress!)
+                Parallel.forEach(rows) { r in
+                    o[r] = VectorMath.sum(s + r * columns, count: columns)
+                }
+            }
+        }
+    }
+
+    /// A grid convolution's weight gradient, `[taps, O, I]` → `[O, I, KH, KW]` times the mask.
+    static func unpackTaps(_ packed: [Float], weightShape: [Int], mask: Tensor?, taps: ConvolutionTaps) -> Tensor {
+        let (o, i, kh, kw) = (weightShape[0], weightShape[1], weightShape[2], weightShape[3])
+        var weightGradient = Tensor.zeros(weightShape)
+        for (t, tap) in taps.taps.enumerated() {
+            for oc in 0..<o { for ic in 0..<i {
+                let w = ((oc * i + ic) * kh + tap.row) * kw + tap.column
+                weightGradient.scalars[w] = packed[(t * o + oc) * i + ic] * (mask?.scalars[w] ?? 1)
+            } }
+        }
+        return weightGradient
+    }
+
+    /// A masked convolution on a grid, `[I, total]` → `[O, total]`: with `residual`, `h + conv(relu(h))`
+    /// (a PixelCNN block, O = I); otherwise `conv(relu(x))` when `reluInput`, else `conv(x)`. Bias is
+    /// added and padding zeroed in each tile's epilogue. Also returns the GEMM input (relu(x) or x) for
+    /// the backward pass.
+    public static func gridConv2D(_ x: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?, taps: ConvolutionTaps,
+                                  grid: ImageGrid, reluInput: Bool, residual: Bool) -> (output: Tensor, convolved: [Float]) {
+        let (outChannels, inChannels, total) = (weight.shape[0], weight.shape[1], grid.total)
+        precondition(x.rank == 2 && x.shape == [inChannels, total], "gridConv2D: input \(x.shape) is not a [\(inChannels), \(total)] grid")
+        precondition(!residual || outChannels == inChannels, "gridConv2D: a residual convolution needs as many outputs as inputs, not \(weight.shape)")
+        precondition(grid.fits(taps), "gridConv2D: a \(taps.kernelHeight)×\(taps.kernelWidth) kernel reaches beyond the grid's padding")
+        let convolved = reluInput ? reluScalars(x) : x.scalars
+        let packed = packTaps(weight, mask: mask, taps: taps)
+        let offsets = taps.taps.map { grid.offset($0, of: taps) }
+        let biases = bias?.scalars ?? [Float](repeating: 0, count: outChannels)
+        let readable = grid.readableColumns(offsets)
+        let output = Tensor(shape: [outChannels, total]) { out in
+            convolved.withUnsafeBufferPointer { rp in packed.withUnsafeBufferPointer { wp in x.withUnsafeBufferPointer { xp in
+                let (r, w, y, h) = (rp.baseAddress!, wp.baseAddress!, out.baseAddress!, xp.baseAddress!)
+                forEachColumnTile(total) { c0, c1 in
+                    // Output column d reads input column d + offset − origin; columns whose reads would leave
+                    // the grid are padding and only zeroed.
+                    let (lo, hi) = (max(c0, readable.lowerBound), min(c1, readable.upperBound))
+                    for (t, offset) in offsets.enumerated() where hi > lo {
+                        gemmSerial(m: outChannels, n: hi - lo, k: inChannels, a: w + t * outChannels * inChannels, lda: inChannels,
+                                   b: r + lo + offset - grid.origin, ldb: total, beta: t == 0 ? 0 : 1, c: y + lo, ldc: total)
+                    }
+                    for o in 0..<outChannels {
+                        let (row, v) = (y + o * total, biases[o])
+                        let src = h + o * total
+                        grid.forEachRun(c0, c1) { s, e, valid in
+                            switch (valid, offsets.isEmpty, residual) {
+                            case (false, _, _): for d in s..<e { row[d] = 0 }
+                            case (true, true, _): for d in s..<e { row[d] = v + (residual ? src[d] : 0) }  // no tap: nothing written yet
+                            case (true, false, true): for d in s..<e { row[d] += v + src[d] }
+                            case (true, false, false): for d in s..<e { row[d] += v }
+                            }
+                        }
+                    }
+                }
+            } } }
+        }
+        return (output, convolved)
+    }
+
+    /// Gradients of `gridConv2D` with respect to its input (when asked), weight (already masked) and bias,
+    /// given the output gradient `gradient` (`[O, total]`, zero at padding) and the forward pass's
+    /// `convolved` input.
+    public static func gridConv2DBackward(_ gradient: Tensor, input x: Tensor, convolved: [Float], weight: Tensor, mask: Tensor?,
+                                          taps: ConvolutionTaps, grid: ImageGrid, reluInput: Bool, residual: Bool,
+                                          needsInputGradient: Bool = true) -> (input: Tensor?, weight: Tensor, bias: Tensor) {
+        let (outChannels, inChannels, total) = (weight.shape[0], weight.shape[1], grid.total)
+        precondition(gradient.shape == [outChannels, total], "gridConv2DBackward: gradient \(gradient.shape) is not [\(outChannels), \(total)]")
+        let packed = packTaps(weight, mask: mask, taps: taps)
+        let offsets = taps.taps.map { grid.offset($0, of: taps) }
+        let readable = grid.readableColumns(offsets), (lo, hi) = (readable.lowerBound, readable.upperBound)
+        // Each worker takes a contiguous run of column tiles: per tile, its share of every tap's weight
+        // gradient (into the worker's own sum) and, while the gradient tile is in cache, the input gradient.
+        let workers = Parallel.workerCount, tileSize = convolutionColumnTile
+        let tiles = (total + tileSize - 1) / tileSize, perWorker = (tiles + workers - 1) / workers
+        var partial = [Float](repeating: 0, count: workers * packed.count)
+        var inputScalars = needsInputGradient ? [Float](unsafeUninitializedCapacity: inChannels * total) { _, n in n = inChannels * total } : []
+        gradient.withUnsafeBufferPointer { gp in convolved.withUnsafeBufferPointer { rp in packed.withUnsafeBufferPointer { wp in
+            x.withUnsafeBufferPointer { xp in partial.withUnsafeMutableBufferPointer { pp in inputScalars.withUnsafeMutableBufferPointer { ip in
+                let (g, r, w, h, dx) = (gp.baseAddress!, rp.baseAddress!, wp.baseAddress!, xp.baseAddress!, ip.baseAddress)
+                Parallel.forEach(workers) { worker in
+                    let dw = pp.baseAddress! + worker * packed.count
+                    for tile in min(tiles, worker * perWorker)..<min(tiles, (worker + 1) * perWorker) {
+                        let (d0, d1) = (tile * tileSize, min(total, (tile + 1) * tileSize))
+                        // dW_t += g[:, q] · input[:, q + offset_t − origin]ᵀ over this tile's readable output columns q.
+                        let (q0, q1) = (max(d0, lo), min(d1, hi))
+                        for (t, offset) in offsets.enumerated() where q1 > q0 {
+                            gemmSerial(transposeB: true, m: outChannels, n: inChannels, k: q1 - q0, a: g + q0, lda: total,
+                                       b: r + q0 + offset - grid.origin, ldb: total, beta: 1, c: dw + t * outChannels * inChannels, ldc: inChannels)
+                        }
+                        guard let dx else { continue }
+                        for i in 0..<inChannels { (dx + i * total + d0).initialize(repeating: 0, count: d1 - d0) }
+                        // Input column d receives tap t's weights times the gradient at output column d − offset_t + origin.
+                        for (t, offset) in offsets.enumerated() {
+                            let shift = offset - grid.origin
+                            let (q0, q1) = (max(lo, d0 - shift), min(hi, d1 - shift))
+                            guard q1 > q0 else { continue }
+                            gemmSerial(transposeA: true, m: inChannels, n: q1 - q0, k: outChannels, a: w + t * outChannels * inChannels,
+                                       lda: inChannels, b: g + q0, ldb: total, beta: 1, c: dx + q0 + shift, ldc: total)
+                        }
+                        for i in 0..<inChannels {
+                            let (row, gate, through) = (dx + i * total, h + i * total, g + i * total)
+                            grid.forEachRun(d0, d1) { s, e, valid in
+                                guard valid else { for d in s..<e { row[d] = 0 }; return }
+                                switch (reluInput, residual) {
+                                case (true, true): for d in s..<e { row[d] = (gate[d] > 0 ? row[d] : 0) + through[d] }
+                                case (true, false): for d in s..<e { row[d] = gate[d] > 0 ? row[d] : 0 }
+                                case (false, true): for d in s..<e { row[d] += through[d] }
+                                case (false, false): break
+                                }
+                            }
+                        }
+                    }
+                }
+            } } }
+        } } }
+        var packedGradient = [Float](partial[0..<packed.count])
+        for worker in 1..<workers { for j in 0..<packed.count { packedGradient[j] += partial[worker * packed.count + j] } }
+        let weightGradient = unpackTaps(packedGradient, weightShape: weight.shape, mask: mask, taps: taps)
+        let inputGradient = needsInputGradient ? Tensor(shape: [inChannels, total], scalars: inputScalars) : nil
+        return (inputGradient, weightGradient, rowSums(gradient))
+    }
+}
