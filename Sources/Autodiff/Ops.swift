@@ -282,10 +282,10 @@ public func fromGrid(_ x: Variable, grid: ImageGrid) -> Variable {
 /// with both. Bias, residual and the zeroing of the padding are done in each column tile's epilogue.
 public func gridConv2D(_ x: Variable, weight: Variable, mask: Tensor?, bias: Variable?, taps: ConvolutionTaps, grid: ImageGrid,
                        reluInput: Bool = false, residual: Bool = false) -> Variable {
-    let (output, convolved) = Kernels.gridConv2D(x.value, weight: weight.value, mask: mask, bias: bias?.value, taps: taps, grid: grid,
-                                                 reluInput: reluInput, residual: residual)
+    let output = Kernels.gridConv2D(x.value, weight: weight.value, mask: mask, bias: bias?.value, taps: taps, grid: grid,
+                                    reluInput: reluInput, residual: residual)
     return Variable(output, parents: [x, weight] + (bias.map { [$0] } ?? [])) { gradient in
-        let g = Kernels.gridConv2DBackward(gradient, input: x.value, convolved: convolved, weight: weight.value, mask: mask, taps: taps,
+        let g = Kernels.gridConv2DBackward(gradient, input: x.value, weight: weight.value, mask: mask, taps: taps,
                                            grid: grid, reluInput: reluInput, residual: residual, needsInputGradient: x.requiresGradient)
         if let gi = g.input { x.accumulate(gi) }
         weight.accumulate(g.weight)

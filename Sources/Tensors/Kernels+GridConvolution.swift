@@ -38,9 +38,9 @@ public struct ImageGrid: Sendable {
         (tap.row - taps.kernelHeight / 2) * layout.stride + tap.column - taps.kernelWidth / 2 + origin
     }
 
-    /// The output columns at which every tap (flat `offsets`) reads inside the grid.
-    func readableColumns(_ offsets: [Int]) -> Range<Int> {
-        let lo = max(0, offsets.map { origin - $0 }.max() ?? 0), hi = min(total, total - (offsets.map { $0 - origin }.max() ?? 0))
+    /// The output columns at which every tap (flat `shifts` from the output column) reads inside the grid.
+    func readableColumns(_ shifts: [Int]) -> Range<Int> {
+        let lo = max(0, -(shifts.min() ?? 0)), hi = min(total, total - (shifts.max() ?? 0))
         return lo..<max(lo, hi)
     }
 
@@ -77,15 +77,32 @@ extension Kernels {
         return grid.layout.unpad(g.scalars, channels: g.shape[0])
     }
 
-    /// `max(x, 0)` elementwise, as a flat array.
-    static func reluScalars(_ x: Tensor) -> [Float] {
-        [Float](unsafeUninitializedCapacity: x.count) { buffer, initialized in
-            x.withUnsafeBufferPointer { xp in
-                let (s, d) = (xp.baseAddress!, buffer.baseAddress!)
-                Parallel.forChunks(x.count) { range in for i in range { d[i] = max(s[i], 0) } }
+    /// Runs `body(worker, start, end)` over column tiles of `0..<count`, each worker taking a contiguous
+    /// run of tiles (so that it can keep its own scratch and sums).
+    static func forEachTileByWorker(_ count: Int, _ body: (Int, Int, Int) -> Void) {
+        let (workers, size) = (Parallel.workerCount, convolutionColumnTile)
+        let tiles = (count + size - 1) / size, perWorker = (tiles + workers - 1) / workers
+        Parallel.forEach(workers) { worker in
+            for tile in min(tiles, worker * perWorker)..<min(tiles, (worker + 1) * perWorker) {
+                body(worker, tile * size, min(count, (tile + 1) * size))
             }
-            initialized = x.count
         }
+    }
+
+    /// The matrix a tile's GEMMs read for columns `start..<end` shifted by `shifts` (flat tap offsets
+    /// from the output column): the input itself (leading dimension `total`), or with `relu` its ReLU
+    /// copied into `scratch` (leading dimension `end − start + reach`), which stays in cache.
+    /// Returns the base (the column `start + shifts.min()`) and the leading dimension.
+    @inline(__always) static func tileInput(_ x: UnsafePointer<Float>, rows: Int, total: Int, start: Int, end: Int, shifts: Range<Int>,
+                                            relu: Bool, scratch: UnsafeMutablePointer<Float>) -> (UnsafePointer<Float>, Int) {
+        let first = start + shifts.lowerBound
+        guard relu else { return (x + first, total) }
+        let span = end - start + shifts.count - 1
+        for i in 0..<rows {
+            let (source, target) = (x + i * total + first, scratch + i * span)
+            for j in 0..<span { target[j] = max(source[j], 0) }
+        }
+        return (UnsafePointer(scratch), span)
     }
 
     /// Per-row sums of `[rows, columns]`: a bias gradient on a grid.
@@ -115,36 +132,42 @@ extension Kernels {
     }
 
     /// A masked convolution on a grid, `[I, total]` → `[O, total]`: with `residual`, `h + conv(relu(h))`
-    /// (a PixelCNN block, O = I); otherwise `conv(relu(x))` when `reluInput`, else `conv(x)`. Bias is
-    /// added and padding zeroed in each tile's epilogue. Also returns the GEMM input (relu(x) or x) for
-    /// the backward pass.
+    /// (a PixelCNN block, O = I); otherwise `conv(relu(x))` when `reluInput`, else `conv(x)`. Each tile
+    /// takes the ReLU of the input columns it reads into cache, runs a GEMM per tap, and then adds bias
+    /// and residual and zeroes the padding.
     public static func gridConv2D(_ x: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?, taps: ConvolutionTaps,
-                                  grid: ImageGrid, reluInput: Bool, residual: Bool) -> (output: Tensor, convolved: [Float]) {
+                                  grid: ImageGrid, reluInput: Bool, residual: Bool) -> Tensor {
         let (outChannels, inChannels, total) = (weight.shape[0], weight.shape[1], grid.total)
         precondition(x.rank == 2 && x.shape == [inChannels, total], "gridConv2D: input \(x.shape) is not a [\(inChannels), \(total)] grid")
         precondition(!residual || outChannels == inChannels, "gridConv2D: a residual convolution needs as many outputs as inputs, not \(weight.shape)")
         precondition(grid.fits(taps), "gridConv2D: a \(taps.kernelHeight)×\(taps.kernelWidth) kernel reaches beyond the grid's padding")
-        let convolved = reluInput ? reluScalars(x) : x.scalars
         let packed = packTaps(weight, mask: mask, taps: taps)
-        let offsets = taps.taps.map { grid.offset($0, of: taps) }
+        let shifts = taps.taps.map { grid.offset($0, of: taps) - grid.origin }
+        let reach = (shifts.min() ?? 0)..<((shifts.max() ?? 0) + 1)
         let biases = bias?.scalars ?? [Float](repeating: 0, count: outChannels)
-        let readable = grid.readableColumns(offsets)
-        let output = Tensor(shape: [outChannels, total]) { out in
-            convolved.withUnsafeBufferPointer { rp in packed.withUnsafeBufferPointer { wp in x.withUnsafeBufferPointer { xp in
-                let (r, w, y, h) = (rp.baseAddress!, wp.baseAddress!, out.baseAddress!, xp.baseAddress!)
-                forEachColumnTile(total) { c0, c1 in
-                    // Output column d reads input column d + offset − origin; columns whose reads would leave
-                    // the grid are padding and only zeroed.
+        let readable = grid.readableColumns(shifts)
+        let scratchSize = reluInput ? inChannels * (convolutionColumnTile + reach.count) : 0
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Parallel.workerCount * scratchSize)
+        defer { scratch.deallocate() }
+        return Tensor(shape: [outChannels, total]) { out in
+            packed.withUnsafeBufferPointer { wp in x.withUnsafeBufferPointer { xp in
+                let (w, y, h) = (wp.baseAddress!, out.baseAddress!, xp.baseAddress!)
+                forEachTileByWorker(total) { worker, c0, c1 in
+                    // Output column d reads input column d + shift; columns whose reads would leave the grid
+                    // are padding and only zeroed.
                     let (lo, hi) = (max(c0, readable.lowerBound), min(c1, readable.upperBound))
-                    for (t, offset) in offsets.enumerated() where hi > lo {
-                        gemmSerial(m: outChannels, n: hi - lo, k: inChannels, a: w + t * outChannels * inChannels, lda: inChannels,
-                                   b: r + lo + offset - grid.origin, ldb: total, beta: t == 0 ? 0 : 1, c: y + lo, ldc: total)
+                    if hi > lo {
+                        let (b, ldb) = tileInput(h, rows: inChannels, total: total, start: lo, end: hi, shifts: reach, relu: reluInput,
+                                                 scratch: scratch + worker * scratchSize)
+                        for (t, shift) in shifts.enumerated() {
+                            gemmSerial(m: outChannels, n: hi - lo, k: inChannels, a: w + t * outChannels * inChannels, lda: inChannels,
+                                       b: b + shift - reach.lowerBound, ldb: ldb, beta: t == 0 ? 0 : 1, c: y + lo, ldc: total)
+                        }
                     }
                     for o in 0..<outChannels {
-                        let (row, v) = (y + o * total, biases[o])
-                        let src = h + o * total
+                        let (row, v, src) = (y + o * total, biases[o], h + o * total)
                         grid.forEachRun(c0, c1) { s, e, valid in
-                            switch (valid, offsets.isEmpty, residual) {
+                            switch (valid, shifts.isEmpty, residual) {
                             case (false, _, _): for d in s..<e { row[d] = 0 }
                             case (true, true, _): for d in s..<e { row[d] = v + (residual ? src[d] : 0) }  // no tap: nothing written yet
                             case (true, false, true): for d in s..<e { row[d] += v + src[d] }
@@ -153,66 +176,67 @@ extension Kernels {
                         }
                     }
                 }
-            } } }
+            } }
         }
-        return (output, convolved)
     }
 
     /// Gradients of `gridConv2D` with respect to its input (when asked), weight (already masked) and bias,
-    /// given the output gradient `gradient` (`[O, total]`, zero at padding) and the forward pass's
-    /// `convolved` input.
-    public static func gridConv2DBackward(_ gradient: Tensor, input x: Tensor, convolved: [Float], weight: Tensor, mask: Tensor?,
+    /// given the output gradient `gradient` (`[O, total]`, zero at padding).
+    public static func gridConv2DBackward(_ gradient: Tensor, input x: Tensor, weight: Tensor, mask: Tensor?,
                                           taps: ConvolutionTaps, grid: ImageGrid, reluInput: Bool, residual: Bool,
                                           needsInputGradient: Bool = true) -> (input: Tensor?, weight: Tensor, bias: Tensor) {
         let (outChannels, inChannels, total) = (weight.shape[0], weight.shape[1], grid.total)
         precondition(gradient.shape == [outChannels, total], "gridConv2DBackward: gradient \(gradient.shape) is not [\(outChannels), \(total)]")
         let packed = packTaps(weight, mask: mask, taps: taps)
-        let offsets = taps.taps.map { grid.offset($0, of: taps) }
-        let readable = grid.readableColumns(offsets), (lo, hi) = (readable.lowerBound, readable.upperBound)
-        // Each worker takes a contiguous run of column tiles: per tile, its share of every tap's weight
-        // gradient (into the worker's own sum) and, while the gradient tile is in cache, the input gradient.
-        let workers = Parallel.workerCount, tileSize = convolutionColumnTile
-        let tiles = (total + tileSize - 1) / tileSize, perWorker = (tiles + workers - 1) / workers
+        let shifts = taps.taps.map { grid.offset($0, of: taps) - grid.origin }
+        let reach = (shifts.min() ?? 0)..<((shifts.max() ?? 0) + 1)
+        let readable = grid.readableColumns(shifts), (lo, hi) = (readable.lowerBound, readable.upperBound)
+        let workers = Parallel.workerCount
+        let scratchSize = reluInput ? inChannels * (convolutionColumnTile + reach.count) : 0
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: workers * scratchSize)
+        defer { scratch.deallocate() }
         var partial = [Float](repeating: 0, count: workers * packed.count)
         var inputScalars = needsInputGradient ? [Float](unsafeUninitializedCapacity: inChannels * total) { _, n in n = inChannels * total } : []
-        gradient.withUnsafeBufferPointer { gp in convolved.withUnsafeBufferPointer { rp in packed.withUnsafeBufferPointer { wp in
-            x.withUnsafeBufferPointer { xp in partial.withUnsafeMutableBufferPointer { pp in inputScalars.withUnsafeMutableBufferPointer { ip in
-                let (g, r, w, h, dx) = (gp.baseAddress!, rp.baseAddress!, wp.baseAddress!, xp.baseAddress!, ip.baseAddress)
-                Parallel.forEach(workers) { worker in
+        gradient.withUnsafeBufferPointer { gp in packed.withUnsafeBufferPointer { wp in x.withUnsafeBufferPointer { xp in
+            partial.withUnsafeMutableBufferPointer { pp in inputScalars.withUnsafeMutableBufferPointer { ip in
+                let (g, w, h, dx) = (gp.baseAddress!, wp.baseAddress!, xp.baseAddress!, ip.baseAddress)
+                // Per tile, while its gradient columns are in cache: this worker's share of every tap's
+                // weight gradient (into its own sum), then the input gradient.
+                forEachTileByWorker(total) { worker, d0, d1 in
                     let dw = pp.baseAddress! + worker * packed.count
-                    for tile in min(tiles, worker * perWorker)..<min(tiles, (worker + 1) * perWorker) {
-                        let (d0, d1) = (tile * tileSize, min(total, (tile + 1) * tileSize))
-                        // dW_t += g[:, q] · input[:, q + offset_t − origin]ᵀ over this tile's readable output columns q.
-                        let (q0, q1) = (max(d0, lo), min(d1, hi))
-                        for (t, offset) in offsets.enumerated() where q1 > q0 {
+                    // dW_t += g[:, q] · input[:, q + shift_t]ᵀ over this tile's readable output columns q.
+                    let (q0, q1) = (max(d0, lo), min(d1, hi))
+                    if q1 > q0 {
+                        let (b, ldb) = tileInput(h, rows: inChannels, total: total, start: q0, end: q1, shifts: reach, relu: reluInput,
+                                                 scratch: scratch + worker * scratchSize)
+                        for (t, shift) in shifts.enumerated() {
                             gemmSerial(transposeB: true, m: outChannels, n: inChannels, k: q1 - q0, a: g + q0, lda: total,
-                                       b: r + q0 + offset - grid.origin, ldb: total, beta: 1, c: dw + t * outChannels * inChannels, ldc: inChannels)
+                                       b: b + shift - reach.lowerBound, ldb: ldb, beta: 1, c: dw + t * outChannels * inChannels, ldc: inChannels)
                         }
-                        guard let dx else { continue }
-                        for i in 0..<inChannels { (dx + i * total + d0).initialize(repeating: 0, count: d1 - d0) }
-                        // Input column d receives tap t's weights times the gradient at output column d − offset_t + origin.
-                        for (t, offset) in offsets.enumerated() {
-                            let shift = offset - grid.origin
-                            let (q0, q1) = (max(lo, d0 - shift), min(hi, d1 - shift))
-                            guard q1 > q0 else { continue }
-                            gemmSerial(transposeA: true, m: inChannels, n: q1 - q0, k: outChannels, a: w + t * outChannels * inChannels,
-                                       lda: inChannels, b: g + q0, ldb: total, beta: 1, c: dx + q0 + shift, ldc: total)
-                        }
-                        for i in 0..<inChannels {
-                            let (row, gate, through) = (dx + i * total, h + i * total, g + i * total)
-                            grid.forEachRun(d0, d1) { s, e, valid in
-                                guard valid else { for d in s..<e { row[d] = 0 }; return }
-                                switch (reluInput, residual) {
-                                case (true, true): for d in s..<e { row[d] = (gate[d] > 0 ? row[d] : 0) + through[d] }
-                                case (true, false): for d in s..<e { row[d] = gate[d] > 0 ? row[d] : 0 }
-                                case (false, true): for d in s..<e { row[d] += through[d] }
-                                case (false, false): break
-                                }
+                    }
+                    guard let dx else { return }
+                    for i in 0..<inChannels { (dx + i * total + d0).initialize(repeating: 0, count: d1 - d0) }
+                    // Input column d receives tap t's weights times the gradient at output column d − shift_t.
+                    for (t, shift) in shifts.enumerated() {
+                        let (q0, q1) = (max(lo, d0 - shift), min(hi, d1 - shift))
+                        guard q1 > q0 else { continue }
+                        gemmSerial(transposeA: true, m: inChannels, n: q1 - q0, k: outChannels, a: w + t * outChannels * inChannels,
+                                   lda: inChannels, b: g + q0, ldb: total, beta: 1, c: dx + q0 + shift, ldc: total)
+                    }
+                    for i in 0..<inChannels {
+                        let (row, gate, through) = (dx + i * total, h + i * total, g + i * total)
+                        grid.forEachRun(d0, d1) { s, e, valid in
+                            guard valid else { for d in s..<e { row[d] = 0 }; return }
+                            switch (reluInput, residual) {
+                            case (true, true): for d in s..<e { row[d] = (gate[d] > 0 ? row[d] : 0) + through[d] }
+                            case (true, false): for d in s..<e { row[d] = gate[d] > 0 ? row[d] : 0 }
+                            case (false, true): for d in s..<e { row[d] += through[d] }
+                            case (false, false): break
                             }
                         }
                     }
                 }
-            } } }
+            } }
         } } }
         var packedGradient = [Float](partial[0..<packed.count])
         for worker in 1..<workers { for j in 0..<packed.count { packedGradient[j] += partial[worker * packed.count + j] } }
