@@ -105,19 +105,6 @@ extension Kernels {
         return (UnsafePointer(scratch), span)
     }
 
-    /// Per-row sums of `[rows, columns]`: a bias gradient on a grid.
-    static func rowSums(_ x: Tensor) -> Tensor {
-        let (rows, columns) = (x.shape[0], x.shape[1])
-        return Tensor(shape: [rows]) { out in
-            x.withUnsafeBufferPointer { xp in
-                let (s, o) = (xp.baseAddress!, out.baseAddress!)
-                Parallel.forEach(rows) { r in
-                    o[r] = VectorMath.sum(s + r * columns, count: columns)
-                }
-            }
-        }
-    }
-
     /// A grid convolution's weight gradient, `[taps, O, I]` → `[O, I, KH, KW]` times the mask.
     static func unpackTaps(_ packed: [Float], weightShape: [Int], mask: Tensor?, taps: ConvolutionTaps) -> Tensor {
         let (o, i, kh, kw) = (weightShape[0], weightShape[1], weightShape[2], weightShape[3])
@@ -133,8 +120,8 @@ extension Kernels {
 
     /// A masked convolution on a grid, `[I, total]` → `[O, total]`: with `residual`, `h + conv(relu(h))`
     /// (a PixelCNN block, O = I); otherwise `conv(relu(x))` when `reluInput`, else `conv(x)`. Each tile
-    /// takes the ReLU of the input columns it reads into cache, runs a GEMM per tap, and then adds bias
-    /// and residual and zeroes the padding.
+    /// starts from bias and residual, takes the ReLU of the input columns it reads into cache, adds a
+    /// GEMM per tap, and zeroes the padding again.
     public static func gridConv2D(_ x: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?, taps: ConvolutionTaps,
                                   grid: ImageGrid, reluInput: Bool, residual: Bool) -> Tensor {
         let (outChannels, inChannels, total) = (weight.shape[0], weight.shape[1], grid.total)
@@ -153,27 +140,31 @@ extension Kernels {
             packed.withUnsafeBufferPointer { wp in x.withUnsafeBufferPointer { xp in
                 let (w, y, h) = (wp.baseAddress!, out.baseAddress!, xp.baseAddress!)
                 forEachTileByWorker(total) { worker, c0, c1 in
-                    // Output column d reads input column d + shift; columns whose reads would leave the grid
-                    // are padding and only zeroed.
-                    let (lo, hi) = (max(c0, readable.lowerBound), min(c1, readable.upperBound))
-                    if hi > lo {
-                        let (b, ldb) = tileInput(h, rows: inChannels, total: total, start: lo, end: hi, shifts: reach, relu: reluInput,
-                                                 scratch: scratch + worker * scratchSize)
-                        for (t, shift) in shifts.enumerated() {
-                            gemmSerial(m: outChannels, n: hi - lo, k: inChannels, a: w + t * outChannels * inChannels, lda: inChannels,
-                                       b: b + shift - reach.lowerBound, ldb: ldb, beta: t == 0 ? 0 : 1, c: y + lo, ldc: total)
-                        }
-                    }
+                    // Image columns start at bias (plus residual), padding at zero; every tap then adds to them.
                     for o in 0..<outChannels {
                         let (row, v, src) = (y + o * total, biases[o], h + o * total)
                         grid.forEachRun(c0, c1) { s, e, valid in
-                            switch (valid, shifts.isEmpty, residual) {
-                            case (false, _, _): for d in s..<e { row[d] = 0 }
-                            case (true, true, _): for d in s..<e { row[d] = v + (residual ? src[d] : 0) }  // no tap: nothing written yet
-                            case (true, false, true): for d in s..<e { row[d] += v + src[d] }
-                            case (true, false, false): for d in s..<e { row[d] += v }
+                            switch (valid, residual) {
+                            case (false, _): (row + s).initialize(repeating: 0, count: e - s)
+                            case (true, true): for d in s..<e { row[d] = v + src[d] }
+                            case (true, false): (row + s).initialize(repeating: v, count: e - s)
                             }
                         }
+                    }
+                    // Output column d reads input column d + shift; columns whose reads would leave the grid
+                    // are padding and stay zero.
+                    let (lo, hi) = (max(c0, readable.lowerBound), min(c1, readable.upperBound))
+                    guard hi > lo, !shifts.isEmpty else { return }
+                    let (b, ldb) = tileInput(h, rows: inChannels, total: total, start: lo, end: hi, shifts: reach, relu: reluInput,
+                                             scratch: scratch + worker * scratchSize)
+                    for (t, shift) in shifts.enumerated() {
+                        gemmSerial(m: outChannels, n: hi - lo, k: inChannels, a: w + t * outChannels * inChannels, lda: inChannels,
+                                   b: b + shift - reach.lowerBound, ldb: ldb, beta: 1, c: y + lo, ldc: total)
+                    }
+                    // The padding columns the GEMMs wrote are zeroed again.
+                    for o in 0..<outChannels {
+                        let row = y + o * total
+                        grid.forEachRun(lo, hi) { s, e, valid in if !valid { (row + s).initialize(repeating: 0, count: e - s) } }
                     }
                 }
             } }
@@ -195,7 +186,9 @@ extension Kernels {
         let scratchSize = reluInput ? inChannels * (convolutionColumnTile + reach.count) : 0
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: workers * scratchSize)
         defer { scratch.deallocate() }
-        var partial = [Float](repeating: 0, count: workers * packed.count)
+        // Per worker: the packed weight gradient, then the bias gradient.
+        let share = packed.count + outChannels
+        var partial = [Float](repeating: 0, count: workers * share)
         var inputScalars = needsInputGradient ? [Float](unsafeUninitializedCapacity: inChannels * total) { _, n in n = inChannels * total } : []
         gradient.withUnsafeBufferPointer { gp in packed.withUnsafeBufferPointer { wp in x.withUnsafeBufferPointer { xp in
             partial.withUnsafeMutableBufferPointer { pp in inputScalars.withUnsafeMutableBufferPointer { ip in
@@ -203,7 +196,8 @@ extension Kernels {
                 // Per tile, while its gradient columns are in cache: this worker's share of every tap's
                 // weight gradient (into its own sum), then the input gradient.
                 forEachTileByWorker(total) { worker, d0, d1 in
-                    let dw = pp.baseAddress! + worker * packed.count
+                    let dw = pp.baseAddress! + worker * share, db = dw + packed.count
+                    for o in 0..<outChannels { db[o] += VectorMath.sum(g + o * total + d0, count: d1 - d0) }
                     // dW_t += g[:, q] · input[:, q + shift_t]ᵀ over this tile's readable output columns q.
                     let (q0, q1) = (max(d0, lo), min(d1, hi))
                     if q1 > q0 {
@@ -238,10 +232,10 @@ extension Kernels {
                 }
             } }
         } } }
-        var packedGradient = [Float](partial[0..<packed.count])
-        for worker in 1..<workers { for j in 0..<packed.count { packedGradient[j] += partial[worker * packed.count + j] } }
-        let weightGradient = unpackTaps(packedGradient, weightShape: weight.shape, mask: mask, taps: taps)
+        var sums = [Float](partial[0..<share])
+        for worker in 1..<workers { for j in 0..<share { sums[j] += partial[worker * share + j] } }
+        let weightGradient = unpackTaps([Float](sums[0..<packed.count]), weightShape: weight.shape, mask: mask, taps: taps)
         let inputGradient = needsInputGradient ? Tensor(shape: [inChannels, total], scalars: inputScalars) : nil
-        return (inputGradient, weightGradient, rowSums(gradient))
+        return (inputGradient, weightGradient, Tensor(shape: [outChannels], scalars: [Float](sums[packed.count...])))
     }
 }
