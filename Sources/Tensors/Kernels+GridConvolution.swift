@@ -3,8 +3,8 @@ import Foundation
 // Convolutions that read and write the padded grid itself, for a stack of same-size layers (PixelCNN's
 // residual blocks and 1×1 head): the activations stay in one zero-padded, channel-major layout
 // (`ImageGrid`, `[C, total]`) from the first block to the head, so no layer pads its input or
-// extracts its output. Each tile of columns runs its GEMMs and then, while the tile is in cache, adds
-// bias and residual and zeroes the padding positions (the next layer reads them as zero padding).
+// extracts its output. Each tile of columns starts from bias and residual, adds its GEMMs and, while
+// it is in cache, zeroes the padding positions again (the next layer reads them as zero padding).
 //
 // Invariant: every grid tensor, value or gradient, is zero at the padding positions. Gradients keep
 // it because `fromGrid` scatters into zeros and every pullback here zeroes what it writes there.
