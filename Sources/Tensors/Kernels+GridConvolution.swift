@@ -118,6 +118,15 @@ extension Kernels {
         return weightGradient
     }
 
+    /// What both passes of a grid convolution need of its taps: `W ⊙ M` packed per tap, each tap's flat
+    /// shift from the output column, the span of those shifts, and the output columns whose reads stay in the grid.
+    static func gridTaps(_ weight: Tensor, mask: Tensor?, taps: ConvolutionTaps, grid: ImageGrid)
+        -> (packed: [Float], shifts: [Int], reach: Range<Int>, readable: Range<Int>) {
+        let shifts = taps.taps.map { grid.offset($0, of: taps) - grid.origin }
+        return (packTaps(weight, mask: mask, taps: taps), shifts, (shifts.min() ?? 0)..<((shifts.max() ?? 0) + 1),
+                grid.readableColumns(shifts))
+    }
+
     /// A masked convolution on a grid, `[I, total]` → `[O, total]`: with `residual`, `h + conv(relu(h))`
     /// (a PixelCNN block, O = I); otherwise `conv(relu(x))` when `reluInput`, else `conv(x)`. Each tile
     /// starts from bias and residual, takes the ReLU of the input columns it reads into cache, adds a
@@ -128,11 +137,8 @@ extension Kernels {
         precondition(x.rank == 2 && x.shape == [inChannels, total], "gridConv2D: input \(x.shape) is not a [\(inChannels), \(total)] grid")
         precondition(!residual || outChannels == inChannels, "gridConv2D: a residual convolution needs as many outputs as inputs, not \(weight.shape)")
         precondition(grid.fits(taps), "gridConv2D: a \(taps.kernelHeight)×\(taps.kernelWidth) kernel reaches beyond the grid's padding")
-        let packed = packTaps(weight, mask: mask, taps: taps)
-        let shifts = taps.taps.map { grid.offset($0, of: taps) - grid.origin }
-        let reach = (shifts.min() ?? 0)..<((shifts.max() ?? 0) + 1)
+        let (packed, shifts, reach, readable) = gridTaps(weight, mask: mask, taps: taps, grid: grid)
         let biases = bias?.scalars ?? [Float](repeating: 0, count: outChannels)
-        let readable = grid.readableColumns(shifts)
         let scratchSize = reluInput ? inChannels * (convolutionColumnTile + reach.count) : 0
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Parallel.workerCount * scratchSize)
         defer { scratch.deallocate() }
@@ -178,10 +184,8 @@ extension Kernels {
                                           needsInputGradient: Bool = true) -> (input: Tensor?, weight: Tensor, bias: Tensor) {
         let (outChannels, inChannels, total) = (weight.shape[0], weight.shape[1], grid.total)
         precondition(gradient.shape == [outChannels, total], "gridConv2DBackward: gradient \(gradient.shape) is not [\(outChannels), \(total)]")
-        let packed = packTaps(weight, mask: mask, taps: taps)
-        let shifts = taps.taps.map { grid.offset($0, of: taps) - grid.origin }
-        let reach = (shifts.min() ?? 0)..<((shifts.max() ?? 0) + 1)
-        let readable = grid.readableColumns(shifts), (lo, hi) = (readable.lowerBound, readable.upperBound)
+        let (packed, shifts, reach, readable) = gridTaps(weight, mask: mask, taps: taps, grid: grid)
+        let (lo, hi) = (readable.lowerBound, readable.upperBound)
         let workers = Parallel.workerCount
         let scratchSize = reluInput ? inChannels * (convolutionColumnTile + reach.count) : 0
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: workers * scratchSize)
