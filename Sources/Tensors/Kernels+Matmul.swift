@@ -243,7 +243,9 @@ public struct MaskLayout: Sendable, Equatable {
     public let columnBlocks: [Block]
     /// When set, the blocks describe the mask with its rows taken in this order (row a of the
     /// reordered mask is row `rowOrder[a]`) and its columns in `columnOrder`; reordered row a is
-    /// ones in its first `runLengths[a]` columns and zeros after.
+    /// ones in its first `runLengths[a]` columns and zeros after. Without orders, `runLengths` is
+    /// set when every row of the mask itself is ones then zeros (any degree mask in natural
+    /// order), and the kernels mask by it instead of reading the mask.
     public let rowOrder: [Int]?, columnOrder: [Int]?, runLengths: [Int]?
 
     /// One block covering everything (no mask, or a mask without usable structure).
@@ -253,9 +255,25 @@ public struct MaskLayout: Sendable, Equatable {
     }
 
     private init(rows: Int, columns: Int, rowBlocks: [Block], columnBlocks: [Block],
-                 reordering: (rows: [Int], columns: [Int], runs: [Int])? = nil) {
+                 reordering: (rows: [Int], columns: [Int], runs: [Int])? = nil, runs: [Int]? = nil) {
         self.rows = rows; self.columns = columns; self.rowBlocks = rowBlocks; self.columnBlocks = columnBlocks
-        rowOrder = reordering?.rows; columnOrder = reordering?.columns; runLengths = reordering?.runs
+        rowOrder = reordering?.rows; columnOrder = reordering?.columns; runLengths = reordering?.runs ?? runs
+    }
+
+    /// Each row's count of leading ones when every row of the 0/1 `mask` is ones then zeros, else nil.
+    private static func prefixRuns(_ mask: Tensor) -> [Int]? {
+        let (rows, columns) = (mask.shape[0], mask.shape[1])
+        return mask.withUnsafeBufferPointer { m -> [Int]? in
+            var runs = [Int](repeating: 0, count: rows)
+            for r in 0..<rows {
+                let row = m.baseAddress! + r * columns
+                var run = 0
+                while run < columns && row[run] == 1 { run += 1 }
+                for c in run..<columns where row[c] != 0 { return nil }
+                runs[r] = run
+            }
+            return runs
+        }
     }
 
     /// The layout of `mask` `[O, I]` with blocks of `blockSize` rows or columns: as it stands, else
@@ -264,7 +282,7 @@ public struct MaskLayout: Sendable, Equatable {
         precondition(mask.rank == 2 && blockSize > 0, "MaskLayout: mask \(mask.shape) must be [O, I]")
         let (rows, columns) = (mask.shape[0], mask.shape[1])
         if let (rowBlocks, columnBlocks) = MaskLayout.blocks(mask, blockSize: blockSize) {
-            self.init(rows: rows, columns: columns, rowBlocks: rowBlocks, columnBlocks: columnBlocks)
+            self.init(rows: rows, columns: columns, rowBlocks: rowBlocks, columnBlocks: columnBlocks, runs: MaskLayout.prefixRuns(mask))
             return
         }
         self = .dense(rows: rows, columns: columns)
@@ -392,6 +410,11 @@ extension Kernels {
                                         copy.update(from: w + rowOrder[r] * inputs, count: inputs)
                                         for j in c0..<run { e[row + j] = copy[columnOrder[j]] }
                                         for j in run..<c1 { e[row + j] = 0 }
+                                    } else if let runLengths {
+                                        // Ones then zeros: copy the run, the mask need not be read.
+                                        let run = min(max(runLengths[r], c0), c1)
+                                        (e + row + c0).update(from: w + row + c0, count: run - c0)
+                                        (e + row + run).initialize(repeating: 0, count: c1 - run)
                                     } else {
                                         for j in (row + c0)..<(row + c1) { e[j] = w[j] * m[j] }
                                     }
@@ -496,7 +519,13 @@ extension Kernels {
                             guard c0 < c1 else { return }
                             gemmSerial(transposeA: true, m: r1 - r0, n: c1 - c0, k: n, a: dy.baseAddress! + r0, lda: outputs,
                                        b: xp.baseAddress! + c0, ldb: inputs, beta: 0, c: g + r0 * inputs + c0, ldc: inputs)
-                            if let m {
+                            if m != nil, let runs = layout.runLengths {
+                                // Rows of ones then zeros: zero each row after its run, the mask need not be read.
+                                for r in r0..<r1 {
+                                    let run = min(max(runs[r], c0), c1)
+                                    (g + r * inputs + run).update(repeating: 0, count: c1 - run)
+                                }
+                            } else if let m {
                                 for r in r0..<r1 { for j in (r * inputs + c0)..<(r * inputs + c1) { g[j] *= m[j] } }
                             }
                         }

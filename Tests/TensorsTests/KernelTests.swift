@@ -311,7 +311,7 @@ import Tensors
 
 /// The fused masked `linear` kernels (block-skipping by `MaskLayout`) against plain products.
 @Suite struct MaskedLinearKernelTests {
-    enum MaskKind: CaseIterable { case staircase, strictStaircase, random, zeroRows, shuffledDegrees, none }
+    enum MaskKind: CaseIterable { case staircase, strictStaircase, random, zeroRows, shuffledDegrees, mirrored, none }
 
     func mask(_ kind: MaskKind, outputs: Int, inputs: Int, generator: inout RandomGenerator) -> Tensor? {
         // Sorted degrees as in MADE: output o has degree 1 + o·I/O, input i degree i + 1.
@@ -330,6 +330,9 @@ import Tensors
             for i in stride(from: inputs - 1, to: 0, by: -1) { order.swapAt(i, generator.integer(below: i + 1)) }
             let outputDegree = (0..<outputs).map { _ in 1 + generator.integer(below: inputs) }
             return Tensor(shape: [outputs, inputs], scalars: (0..<(outputs * inputs)).map { Float(outputDegree[$0 / inputs] >= order[$0 % inputs] ? 1 : 0) })
+        case .mirrored:
+            // A staircase from the right (rows of zeros then ones): blocks to skip, but no runs from the first column.
+            return Tensor(shape: [outputs, inputs], scalars: (0..<(outputs * inputs)).map { Float(degree($0 / inputs) >= inputs - $0 % inputs ? 1 : 0) })
         case .zeroRows:
             // The first rows see nothing (like FVSBN's first output), then a staircase.
             return Tensor(shape: [outputs, inputs], scalars: (0..<(outputs * inputs)).map {
@@ -372,6 +375,11 @@ import Tensors
         let staircase = MaskLayout(mask: mask(.staircase, outputs: 500, inputs: 784, generator: &rng)!)
         let area = staircase.rowBlocks.reduce(0) { $0 + $1.rows.count * $1.columns.count }
         #expect(staircase.rowBlocks.count == 8 && area < 500 * 784 * 6 / 10)
+        // Its rows are runs from the first column, so the kernels mask by run length, not by reading the mask.
+        #expect(staircase.rowOrder == nil && staircase.runLengths == (0..<500).map { 1 + $0 * 784 / 500 })
+        let mirrored = MaskLayout(mask: mask(.mirrored, outputs: 500, inputs: 784, generator: &rng)!)
+        #expect(mirrored.rowOrder == nil && mirrored.runLengths == nil)
+        #expect(mirrored.rowBlocks.reduce(0) { $0 + $1.rows.count * $1.columns.count } < 500 * 784 * 6 / 10)
         let columnArea = staircase.columnBlocks.reduce(0) { $0 + $1.rows.count * $1.columns.count }
         #expect(columnArea < 500 * 784 * 6 / 10)
         // No structure: one dense block.
