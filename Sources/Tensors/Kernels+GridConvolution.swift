@@ -146,6 +146,14 @@ extension Kernels {
             packed.withUnsafeBufferPointer { wp in x.withUnsafeBufferPointer { xp in
                 let (w, y, h) = (wp.baseAddress!, out.baseAddress!, xp.baseAddress!)
                 forEachTileByWorker(total) { worker, c0, c1 in
+                    // Output column d reads input column d + shift; columns whose reads would leave the grid
+                    // are padding and stay zero.
+                    let (lo, hi) = (max(c0, readable.lowerBound), min(c1, readable.upperBound))
+                    let active = hi > lo && !shifts.isEmpty
+                    // The input columns the taps read, ReLU'd into this worker's scratch first: a residual
+                    // block's start below then finds the same columns in cache.
+                    let (b, ldb) = active ? tileInput(h, rows: inChannels, total: total, start: lo, end: hi, shifts: reach, relu: reluInput,
+                                                      scratch: scratch + worker * scratchSize) : (h, total)
                     // Image columns start at bias (plus residual), padding at zero; every tap then adds to them.
                     for o in 0..<outChannels {
                         let (row, v, src) = (y + o * total, biases[o], h + o * total)
@@ -157,12 +165,7 @@ extension Kernels {
                             }
                         }
                     }
-                    // Output column d reads input column d + shift; columns whose reads would leave the grid
-                    // are padding and stay zero.
-                    let (lo, hi) = (max(c0, readable.lowerBound), min(c1, readable.upperBound))
-                    guard hi > lo, !shifts.isEmpty else { return }
-                    let (b, ldb) = tileInput(h, rows: inChannels, total: total, start: lo, end: hi, shifts: reach, relu: reluInput,
-                                             scratch: scratch + worker * scratchSize)
+                    guard active else { return }
                     for (t, shift) in shifts.enumerated() {
                         gemmSerial(m: outChannels, n: hi - lo, k: inChannels, a: w + t * outChannels * inChannels, lda: inChannels,
                                    b: b + shift - reach.lowerBound, ldb: ldb, beta: 1, c: y + lo, ldc: total)
