@@ -3,8 +3,9 @@ import Foundation
 // Convolutions that read and write the padded grid itself, for a stack of same-size layers (PixelCNN's
 // residual blocks and 1×1 head): the activations stay in one zero-padded, channel-major layout
 // (`ImageGrid`, `[C, total]`) from the first block to the head, so no layer pads its input or
-// extracts its output. Each tile of columns starts from bias and residual, adds its GEMMs and, while
-// it is in cache, zeroes the padding positions again (the next layer reads them as zero padding).
+// extracts its output. Each tile of columns takes the ReLU of the input it reads, starts from bias and
+// residual, adds its GEMMs and, while it is in cache, zeroes the padding positions again (the next
+// layer reads them as zero padding).
 //
 // Invariant: every grid tensor, value or gradient, is zero at the padding positions. Gradients keep
 // it because `fromGrid` scatters into zeros and every pullback here zeroes what it writes there.
@@ -129,7 +130,7 @@ extension Kernels {
 
     /// A masked convolution on a grid, `[I, total]` → `[O, total]`: with `residual`, `h + conv(relu(h))`
     /// (a PixelCNN block, O = I); otherwise `conv(relu(x))` when `reluInput`, else `conv(x)`. Each tile
-    /// starts from bias and residual, takes the ReLU of the input columns it reads into cache, adds a
+    /// takes the ReLU of the input columns it reads into cache, starts from bias and residual, adds a
     /// GEMM per tap, and zeroes the padding again.
     public static func gridConv2D(_ x: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?, taps: ConvolutionTaps,
                                   grid: ImageGrid, reluInput: Bool, residual: Bool) -> Tensor {
@@ -149,11 +150,11 @@ extension Kernels {
                     // Output column d reads input column d + shift; columns whose reads would leave the grid
                     // are padding and stay zero.
                     let (lo, hi) = (max(c0, readable.lowerBound), min(c1, readable.upperBound))
-                    let active = hi > lo && !shifts.isEmpty
                     // The input columns the taps read, ReLU'd into this worker's scratch first: a residual
                     // block's start below then finds the same columns in cache.
-                    let (b, ldb) = active ? tileInput(h, rows: inChannels, total: total, start: lo, end: hi, shifts: reach, relu: reluInput,
-                                                      scratch: scratch + worker * scratchSize) : (h, total)
+                    let input = hi > lo && !shifts.isEmpty
+                        ? tileInput(h, rows: inChannels, total: total, start: lo, end: hi, shifts: reach, relu: reluInput,
+                                    scratch: scratch + worker * scratchSize) : nil
                     // Image columns start at bias (plus residual), padding at zero; every tap then adds to them.
                     for o in 0..<outChannels {
                         let (row, v, src) = (y + o * total, biases[o], h + o * total)
@@ -165,7 +166,8 @@ extension Kernels {
                             }
                         }
                     }
-                    guard active else { return }
+                    guard let input else { return }
+                    let (b, ldb) = input
                     for (t, shift) in shifts.enumerated() {
                         gemmSerial(m: outChannels, n: hi - lo, k: inChannels, a: w + t * outChannels * inChannels, lda: inChannels,
                                    b: b + shift - reach.lowerBound, ldb: ldb, beta: 1, c: y + lo, ldc: total)

@@ -248,6 +248,9 @@ public struct MaskLayout: Sendable, Equatable {
     /// order), and the kernels mask by it instead of reading the mask.
     public let rowOrder: [Int]?, columnOrder: [Int]?, runLengths: [Int]?
 
+    /// Where row `row`'s run of ones ends, clamped to `start..<end` (a block's columns); needs `runLengths`.
+    @inline(__always) func runEnd(_ row: Int, _ start: Int, _ end: Int) -> Int { min(max(runLengths![row], start), end) }
+
     /// One block covering everything (no mask, or a mask without usable structure).
     public static func dense(rows: Int, columns: Int) -> MaskLayout {
         let all = Block(rows: 0..<rows, columns: 0..<columns)
@@ -386,7 +389,7 @@ extension Kernels {
         let blocks = MaskLayout.pieces(layout.rowBlocks, byRows: true, work: work)
         // A reordered layout: x's columns, the weight's rows and columns and the bias in its order
         // (gathered in the masking pass), the output's columns put back at the end.
-        let (rowOrder, columnOrder, runLengths) = (layout.rowOrder, layout.columnOrder, layout.runLengths)
+        let (rowOrder, columnOrder) = (layout.rowOrder, layout.columnOrder)
         let x = columnOrder.map { gatherColumns(x, $0) } ?? x
         var effective = mask == nil ? weight : Tensor(shape: weight.shape) { _ in }
         var output = Tensor(shape: [n, outputs]) { _ in }
@@ -405,14 +408,14 @@ extension Kernels {
                                 for r in r0..<r1 {
                                     let row = r * inputs
                                     (e + row).initialize(repeating: 0, count: c0)
-                                    if let copy, let rowOrder, let columnOrder, let runLengths {
-                                        let run = min(max(runLengths[r], c0), c1)
+                                    if let copy, let rowOrder, let columnOrder {
+                                        let run = layout.runEnd(r, c0, c1)
                                         copy.update(from: w + rowOrder[r] * inputs, count: inputs)
                                         for j in c0..<run { e[row + j] = copy[columnOrder[j]] }
                                         for j in run..<c1 { e[row + j] = 0 }
-                                    } else if let runLengths {
+                                    } else if layout.runLengths != nil {
                                         // Ones then zeros: copy the run, the mask need not be read.
-                                        let run = min(max(runLengths[r], c0), c1)
+                                        let run = layout.runEnd(r, c0, c1)
                                         (e + row + c0).update(from: w + row + c0, count: run - c0)
                                         (e + row + run).initialize(repeating: 0, count: c1 - run)
                                     } else {
@@ -502,9 +505,9 @@ extension Kernels {
         let layout = MaskLayout.resolve(layout, mask: mask, rows: outputs, columns: inputs)
         let work = n * inputs * outputs
         let blocks = MaskLayout.pieces(layout.rowBlocks, byRows: true, work: work)
-        if let rowOrder = layout.rowOrder, let columnOrder = layout.columnOrder, let runLengths = layout.runLengths {
+        if let rowOrder = layout.rowOrder, let columnOrder = layout.columnOrder {
             return reorderedWeightGradient(gatherColumns(gradient, rowOrder), input: gatherColumns(x, columnOrder), blocks: blocks,
-                                           rowOrder: rowOrder, columnOrder: columnOrder, runLengths: runLengths)
+                                           layout: layout)
         }
         return Tensor(shape: [outputs, inputs]) { result in
             let g = result.baseAddress!
@@ -519,10 +522,10 @@ extension Kernels {
                             guard c0 < c1 else { return }
                             gemmSerial(transposeA: true, m: r1 - r0, n: c1 - c0, k: n, a: dy.baseAddress! + r0, lda: outputs,
                                        b: xp.baseAddress! + c0, ldb: inputs, beta: 0, c: g + r0 * inputs + c0, ldc: inputs)
-                            if m != nil, let runs = layout.runLengths {
+                            if m != nil, layout.runLengths != nil {
                                 // Rows of ones then zeros: zero each row after its run, the mask need not be read.
                                 for r in r0..<r1 {
-                                    let run = min(max(runs[r], c0), c1)
+                                    let run = layout.runEnd(r, c0, c1)
                                     (g + r * inputs + run).update(repeating: 0, count: c1 - run)
                                 }
                             } else if let m {
@@ -538,7 +541,8 @@ extension Kernels {
     /// `linearWeightGradient` for a reordered layout, from the reordered output gradient and input:
     /// each block's product goes to scratch, then its unmasked part is put back at the original rows and columns.
     private static func reorderedWeightGradient(_ gradient: Tensor, input x: Tensor, blocks: [MaskLayout.Block],
-                                                rowOrder: [Int], columnOrder: [Int], runLengths: [Int]) -> Tensor {
+                                                layout: MaskLayout) -> Tensor {
+        let (rowOrder, columnOrder) = (layout.rowOrder!, layout.columnOrder!)
         let (n, inputs, outputs) = (x.shape[0], x.shape[1], gradient.shape[1])
         return Tensor(shape: [outputs, inputs]) { result in
             let g = result.baseAddress!
@@ -554,7 +558,7 @@ extension Kernels {
                     for r in r0..<r1 {
                         let row = rowOrder[r] * inputs, product = scratch + (r - r0) * width
                         (g + row).initialize(repeating: 0, count: inputs)
-                        for j in c0..<min(max(runLengths[r], c0), c1) { g[row + columnOrder[j]] = product[j - c0] }
+                        for j in c0..<layout.runEnd(r, c0, c1) { g[row + columnOrder[j]] = product[j - c0] }
                     }
                 }
             } }
