@@ -4,6 +4,7 @@
 // depends only on the layers below it.
 //
 //   CBLAS ─► Tensors ─► Autodiff ─► NeuralNetworks ─► Autoregressive ─► models ─► seriatim
+//   CKernels ┘ (hand-vectorised C kernels BLAS has no call for)
 //   CZlib ──────────────────────────┘ (checkpoint checksums, PNG)
 //
 // CPU target. Swift on x86-64 Linux emits plain SSE2 by default, which turns
@@ -59,7 +60,9 @@ let package = Package(
         .systemLibrary(name: "CSndFile", pkgConfig: "sndfile", providers: [.apt(["libsndfile1-dev"])]),
         .systemLibrary(name: "CSampleRate", pkgConfig: "samplerate", providers: [.apt(["libsamplerate0-dev"])]),
 
-        .target(name: "Tensors", dependencies: ["CBLAS", "CAllocator"], swiftSettings: numericSettings),
+        // C with per-function AVX2 + FMA attributes, chosen at run time (no build flags).
+        .target(name: "CKernels"),
+        .target(name: "Tensors", dependencies: ["CBLAS", "CAllocator", "CKernels"], swiftSettings: numericSettings),
         .target(name: "Autodiff", dependencies: ["Tensors"], swiftSettings: numericSettings),
         .target(name: "NeuralNetworks", dependencies: ["Autodiff", "Tensors", "CZlib"],
                 swiftSettings: numericSettings),

@@ -139,12 +139,14 @@ extension Kernels {
         precondition(!residual || outChannels == inChannels, "gridConv2D: a residual convolution needs as many outputs as inputs, not \(weight.shape)")
         precondition(grid.fits(taps), "gridConv2D: a \(taps.kernelHeight)×\(taps.kernelWidth) kernel reaches beyond the grid's padding")
         let (packed, shifts, reach, readable) = gridTaps(weight, mask: mask, taps: taps, grid: grid)
+        let product = TapProduct(packedTaps: packed, taps: shifts.count, outputs: outChannels, inputs: inChannels)
+        let tileShifts = shifts.map { $0 - reach.lowerBound }  // from the tile input's first column
         let biases = bias?.scalars ?? [Float](repeating: 0, count: outChannels)
         let scratchSize = reluInput ? inChannels * (convolutionColumnTile + reach.count) : 0
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Parallel.workerCount * scratchSize)
         defer { scratch.deallocate() }
         return Tensor(shape: [outChannels, total]) { out in
-            packed.withUnsafeBufferPointer { wp in x.withUnsafeBufferPointer { xp in
+            packed.withUnsafeBufferPointer { wp in x.withUnsafeBufferPointer { xp in tileShifts.withUnsafeBufferPointer { sp in
                 let (w, y, h) = (wp.baseAddress!, out.baseAddress!, xp.baseAddress!)
                 forEachTileByWorker(total) { worker, c0, c1 in
                     // Output column d reads input column d + shift; columns whose reads would leave the grid
@@ -168,9 +170,13 @@ extension Kernels {
                     }
                     guard let input else { return }
                     let (b, ldb) = input
-                    for (t, shift) in shifts.enumerated() {
-                        gemmSerial(m: outChannels, n: hi - lo, k: inChannels, a: w + t * outChannels * inChannels, lda: inChannels,
-                                   b: b + shift - reach.lowerBound, ldb: ldb, beta: 1, c: y + lo, ldc: total)
+                    if let product {
+                        product.accumulate(input: b, inputLd: ldb, shifts: sp.baseAddress!, output: y + lo, outputLd: total, columns: hi - lo)
+                    } else {
+                        for (t, shift) in tileShifts.enumerated() {
+                            gemmSerial(m: outChannels, n: hi - lo, k: inChannels, a: w + t * outChannels * inChannels, lda: inChannels,
+                                       b: b + shift, ldb: ldb, beta: 1, c: y + lo, ldc: total)
+                        }
                     }
                     // The padding columns the GEMMs wrote are zeroed again.
                     for o in 0..<outChannels {
@@ -178,7 +184,7 @@ extension Kernels {
                         grid.forEachRun(lo, hi) { s, e, valid in if !valid { (row + s).initialize(repeating: 0, count: e - s) } }
                     }
                 }
-            } }
+            } } }
         }
     }
 
@@ -191,6 +197,13 @@ extension Kernels {
         precondition(gradient.shape == [outChannels, total], "gridConv2DBackward: gradient \(gradient.shape) is not [\(outChannels), \(total)]")
         let (packed, shifts, reach, readable) = gridTaps(weight, mask: mask, taps: taps, grid: grid)
         let (lo, hi) = (readable.lowerBound, readable.upperBound)
+        // The input gradient is the same kind of product with each tap's weights transposed and its
+        // shift reversed: input column d reads output column d − shift_t, i.e. `reach.max − shift_t`
+        // on from column d − reach.max.
+        let product = needsInputGradient
+            ? TapProduct(packedTaps: packed, taps: shifts.count, outputs: outChannels, inputs: inChannels, transposed: true) : nil
+        let (highest, lowest) = (reach.upperBound - 1, reach.lowerBound)
+        let reversedShifts = shifts.map { highest - $0 }
         let workers = Parallel.workerCount
         let scratchSize = reluInput ? inChannels * (convolutionColumnTile + reach.count) : 0
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: workers * scratchSize)
@@ -200,7 +213,7 @@ extension Kernels {
         var partial = [Float](repeating: 0, count: workers * share)
         var inputScalars = needsInputGradient ? [Float](unsafeUninitializedCapacity: inChannels * total) { _, n in n = inChannels * total } : []
         gradient.withUnsafeBufferPointer { gp in packed.withUnsafeBufferPointer { wp in x.withUnsafeBufferPointer { xp in
-            partial.withUnsafeMutableBufferPointer { pp in inputScalars.withUnsafeMutableBufferPointer { ip in
+            partial.withUnsafeMutableBufferPointer { pp in inputScalars.withUnsafeMutableBufferPointer { ip in reversedShifts.withUnsafeBufferPointer { rp in
                 let (g, w, h, dx) = (gp.baseAddress!, wp.baseAddress!, xp.baseAddress!, ip.baseAddress)
                 // Per tile, while its gradient columns are in cache: this worker's share of every tap's
                 // weight gradient (into its own sum), then the input gradient.
@@ -219,12 +232,25 @@ extension Kernels {
                     }
                     guard let dx else { return }
                     for i in 0..<inChannels { (dx + i * total + d0).initialize(repeating: 0, count: d1 - d0) }
-                    // Input column d receives tap t's weights times the gradient at output column d − shift_t.
-                    for (t, shift) in shifts.enumerated() {
-                        let (q0, q1) = (max(lo, d0 - shift), min(hi, d1 - shift))
-                        guard q1 > q0 else { continue }
-                        gemmSerial(transposeA: true, m: inChannels, n: q1 - q0, k: outChannels, a: w + t * outChannels * inChannels,
-                                   lda: inChannels, b: g + q0, ldb: total, beta: 1, c: dx + q0 + shift, ldc: total)
+                    // Input column d receives tap t's weights times the gradient at output column d − shift_t
+                    // (for columns a..<b, one GEMM per tap over the readable output columns).
+                    func perTap(_ a: Int, _ b: Int) {
+                        for (t, shift) in shifts.enumerated() {
+                            let (q0, q1) = (max(lo, a - shift), min(hi, b - shift))
+                            guard q1 > q0 else { continue }
+                            gemmSerial(transposeA: true, m: inChannels, n: q1 - q0, k: outChannels, a: w + t * outChannels * inChannels,
+                                       lda: inChannels, b: g + q0, ldb: total, beta: 1, c: dx + q0 + shift, ldc: total)
+                        }
+                    }
+                    // Where every tap's output column is readable, one product; the tile's ends per tap.
+                    let (s0, s1) = (max(d0, lo + highest), min(d1, hi + lowest))
+                    if let product, s1 > s0 {
+                        perTap(d0, s0)
+                        product.accumulate(input: g + s0 - highest, inputLd: total, shifts: rp.baseAddress!, output: dx + s0,
+                                           outputLd: total, columns: s1 - s0)
+                        perTap(s1, d1)
+                    } else {
+                        perTap(d0, d1)
                     }
                     for i in 0..<inChannels {
                         let (row, gate, through) = (dx + i * total, h + i * total, g + i * total)
@@ -239,7 +265,7 @@ extension Kernels {
                         }
                     }
                 }
-            } }
+            } } }
         } } }
         var sums = [Float](partial[0..<share])
         for worker in 1..<workers { for j in 0..<share { sums[j] += partial[worker * share + j] } }

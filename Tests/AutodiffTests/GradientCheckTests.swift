@@ -128,9 +128,11 @@ private func typeBMask(outputs: Int, inputs: Int) -> Tensor {
 
 @Suite struct GradientCheckTests {
     /// A grid convolution computes what `maskedConv2D` does on the unpadded layout, for every
-    /// combination of ReLU input and residual, values and gradients, over several column tiles; its
-    /// output and its input gradient are zero at every padding position of the grid.
-    @Test(arguments: [(3, false, false), (3, true, false), (17, false, true), (17, true, true), (5, true, true)])
+    /// combination of ReLU input and residual, values and gradients, over several column tiles, with the
+    /// AVX2 tap product (channels a multiple of 4) and without; its output and its input gradient are
+    /// zero at every padding position of the grid.
+    @Test(arguments: [(3, false, false), (3, true, false), (17, false, true), (17, true, true), (5, true, true),
+                      (16, true, true), (8, false, false), (12, true, false)])
     func gridConvolutionMatchesTheUnpaddedOne(channels: Int, reluInput: Bool, residual: Bool) {
         var rng = RandomGenerator(seed: 96)
         let (batch, height, width) = (3, 20, 19)  // 3·21·20 grid columns: several tiles

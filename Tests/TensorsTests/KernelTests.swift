@@ -283,6 +283,58 @@ import Tensors
     }
 }
 
+@Suite struct TapProductTests {
+    /// Runs on every x86-64 CPU with AVX2 and FMA (every machine this project targets): a build that
+    /// silently fell back to per-tap GEMMs there would fail here.
+    @Test func isAvailableWhereTheCPUHasAVX2AndFMA() throws {
+        #if arch(x86_64)
+        let info = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let flags = Set((info.split(separator: "\n").first { $0.hasPrefix("flags") } ?? "").split(separator: " ").map(String.init))
+        #expect(TapProduct.isAvailable == (flags.contains("avx2") && flags.contains("fma")))
+        #else
+        #expect(!TapProduct.isAvailable)
+        #endif
+    }
+
+    /// `out[o, j] += Σ_t Σ_i W_t[o, i] · in[i, j + shift_t]`, plain and transposed, against index loops, over
+    /// column counts that leave 16-column blocks, an 8-column block and a partial one.
+    @Test(arguments: [(8, 5, 37), (4, 12, 16), (12, 4, 7), (16, 16, 100)])
+    func matchesIndexLoops(shape: (outputs: Int, inputs: Int, columns: Int)) throws {
+        try #require(TapProduct.isAvailable)
+        var rng = RandomGenerator(seed: 14)
+        let (o, i, columns) = shape, shifts = [0, 2, 7], inputLd = columns + 9
+        for transposed in [false, true] {
+            // Stored as W_t[a, b] with (a, b) = (o, i), or (i, o) for the transposed product.
+            let (rows, cols) = transposed ? (i, o) : (o, i)
+            let weights = rng.uniformTensor([shifts.count, rows, cols], low: -1, high: 1)
+            let input = rng.uniformTensor([i, inputLd], low: -1, high: 1)
+            let start = rng.uniformTensor([o, columns + 3], low: -1, high: 1)
+            let product = try #require(TapProduct(packedTaps: weights.scalars, taps: shifts.count, outputs: rows, inputs: cols,
+                                                  transposed: transposed))
+            var fast = start
+            input.withUnsafeBufferPointer { xp in fast.withUnsafeMutableBufferPointer { op in shifts.withUnsafeBufferPointer { sp in
+                product.accumulate(input: xp.baseAddress!, inputLd: inputLd, shifts: sp.baseAddress!, output: op.baseAddress!,
+                                   outputLd: columns + 3, columns: columns)
+            } } }
+            var expected = start
+            for out in 0..<o { for j in 0..<columns {
+                var sum = Double(start.scalars[out * (columns + 3) + j])
+                for (t, shift) in shifts.enumerated() { for k in 0..<i {
+                    let w = transposed ? weights.scalars[(t * i + k) * o + out] : weights.scalars[(t * o + out) * i + k]
+                    sum += Double(w) * Double(input.scalars[k * inputLd + j + shift])
+                } }
+                expected.scalars[out * (columns + 3) + j] = Float(sum)
+            } }
+            #expect(fast.maxAbsoluteDifference(expected) < 1e-4, "\(shape), transposed \(transposed)")
+        }
+    }
+
+    @Test func refusesOutputsNotAMultipleOfFour() {
+        #expect(TapProduct(packedTaps: [Float](repeating: 0, count: 2 * 6 * 3), taps: 2, outputs: 6, inputs: 3) == nil)
+        #expect(TapProduct(packedTaps: [Float](repeating: 0, count: 2 * 4 * 3), taps: 2, outputs: 4, inputs: 3, transposed: true) == nil)
+    }
+}
+
 @Suite struct NaNPropagationTests {
     /// A diverging run must show up as a non-finite loss: no kernel may turn NaN into a number.
     @Test(arguments: UnaryFunction.allCases)

@@ -1,0 +1,122 @@
+/* A sum of shifted matrix products, the inner loop of a masked convolution on a padded grid:
+   output[o, j] += Σ_t Σ_i W_t[o, i] · input[i, j + shift_t]. The BLAS does this as one GEMM per tap,
+   packing the input again for each and reloading the output each time; here every tap and input
+   channel is one contraction of length taps·inputs: 16 columns of every shifted input row are
+   copied once into a contiguous panel, and each 6×16 block of the output stays in twelve AVX
+   registers across the whole contraction. */
+#include "CKernels.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+
+enum { maximumDepth = 8192 };
+
+/* Output rows per register block: six (twelve accumulators) while that leaves a multiple of two
+   that is not 2, then four; any multiple of 4 splits this way (64 = 10·6 + 4). */
+static int blockRows(int remaining) { return remaining == 4 || remaining == 8 ? 4 : 6; }
+
+void seriatim_pack_tap_weights(int outputs, int inputs, int taps, const float *weights,
+                               long tapStride, long outputStride, long inputStride, float *packed) {
+    /* Per block of rows: depth k = t·inputs + i, then the block's rows' weights. */
+    for (int first = 0, rows; first < outputs; first += rows) {
+        rows = blockRows(outputs - first);
+        for (int t = 0; t < taps; t++)
+            for (int i = 0; i < inputs; i++)
+                for (int r = 0; r < rows; r++)
+                    *packed++ = weights[t * tapStride + (long)(first + r) * outputStride + i * inputStride];
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define AVX2 __attribute__((target("avx2,fma")))
+
+int seriatim_tap_convolution_available(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+/* R outputs × 16 columns: out[r·ldo + j] += Σ_k w[R·k + r] · panel[16k + j]. With R = 6, twelve
+   accumulators, two input vectors and a weight fill fifteen of the sixteen registers. */
+#define BLOCK(R)                                                                                              \
+    AVX2 static void block##R##x16(long depth, const float *w, const float *panel, float *out, long ldo) {   \
+        __m256 c[R][2];                                                                                       \
+        for (int r = 0; r < R; r++) {                                                                         \
+            c[r][0] = _mm256_loadu_ps(out + r * ldo);                                                         \
+            c[r][1] = _mm256_loadu_ps(out + r * ldo + 8);                                                     \
+        }                                                                                                     \
+        for (long k = 0; k < depth; k++, w += R, panel += 16) {                                               \
+            __m256 x0 = _mm256_load_ps(panel), x1 = _mm256_load_ps(panel + 8);                                \
+            for (int r = 0; r < R; r++) {                                                                     \
+                __m256 v = _mm256_broadcast_ss(w + r);                                                        \
+                c[r][0] = _mm256_fmadd_ps(v, x0, c[r][0]);                                                    \
+                c[r][1] = _mm256_fmadd_ps(v, x1, c[r][1]);                                                    \
+            }                                                                                                 \
+        }                                                                                                     \
+        for (int r = 0; r < R; r++) {                                                                         \
+            _mm256_storeu_ps(out + r * ldo, c[r][0]);                                                         \
+            _mm256_storeu_ps(out + r * ldo + 8, c[r][1]);                                                     \
+        }                                                                                                     \
+    }
+BLOCK(6)
+BLOCK(4)
+
+AVX2 static void block(int rows, long depth, const float *w, const float *panel, float *out, long ldo) {
+    if (rows == 6) block6x16(depth, w, panel, out, ldo); else block4x16(depth, w, panel, out, ldo);
+}
+
+/* Copies columns j…j+count−1 (count ≤ 16) of every shifted input row into a contiguous panel of 16
+   per row, zeros after `count`: the block then reads one sequential stream from L1 instead of one
+   row per page (the input rows are kilobytes apart and the page walks cost more than the copy). */
+AVX2 static void packPanel(long depth, const float *in, const long *offsets, long count, float *panel) {
+    if (count == 16) {
+        for (long k = 0; k < depth; k++) {
+            const float *p = in + offsets[k];
+            _mm256_store_ps(panel + 16 * k, _mm256_loadu_ps(p));
+            _mm256_store_ps(panel + 16 * k + 8, _mm256_loadu_ps(p + 8));
+        }
+    } else {
+        for (long k = 0; k < depth; k++)
+            for (long j = 0; j < 16; j++) panel[16 * k + j] = j < count ? in[offsets[k] + j] : 0;
+    }
+}
+
+int seriatim_tap_convolution(int outputs, int inputs, int taps, const float *packed,
+                             const float *input, long inputLd, const long *shifts,
+                             float *output, long outputLd, long columns) {
+    long depth = (long)taps * inputs;
+    if (outputs % 4 != 0 || depth > maximumDepth || !seriatim_tap_convolution_available()) return 0;
+    long offsets[maximumDepth];
+    for (int t = 0; t < taps; t++)
+        for (int i = 0; i < inputs; i++) offsets[(long)t * inputs + i] = i * inputLd + shifts[t];
+    float *panel = aligned_alloc(32, (size_t)depth * 16 * sizeof(float));
+    if (!panel) return 0;
+    for (long j = 0; j < columns; j += 16) {
+        long count = columns - j < 16 ? columns - j : 16;
+        packPanel(depth, input + j, offsets, count, panel);
+        const float *w = packed;
+        for (int first = 0, rows; first < outputs; first += rows, w += rows * depth) {
+            rows = blockRows(outputs - first);
+            float *out = output + (long)first * outputLd + j;
+            if (count == 16) { block(rows, depth, w, panel, out, outputLd); continue; }
+            /* The last, partial columns: through a scratch block so that nothing past them is touched. */
+            float edge[6 * 16] = { 0 };
+            for (int r = 0; r < rows; r++) for (long c = 0; c < count; c++) edge[r * 16 + c] = out[r * outputLd + c];
+            block(rows, depth, w, panel, edge, 16);
+            for (int r = 0; r < rows; r++) for (long c = 0; c < count; c++) out[r * outputLd + c] = edge[r * 16 + c];
+        }
+    }
+    free(panel);
+    return 1;
+}
+#else
+int seriatim_tap_convolution_available(void) { return 0; }
+
+int seriatim_tap_convolution(int outputs, int inputs, int taps, const float *packed,
+                             const float *input, long inputLd, const long *shifts,
+                             float *output, long outputLd, long columns) {
+    (void)outputs; (void)inputs; (void)taps; (void)packed; (void)input; (void)inputLd; (void)shifts;
+    (void)output; (void)outputLd; (void)columns;
+    return 0;
+}
+#endif

@@ -1,0 +1,22 @@
+#ifndef SERIATIM_CKERNELS_H
+#define SERIATIM_CKERNELS_H
+/* Hand-vectorised kernels the BLAS has no call for. C, because the register blocking they need
+   (twelve AVX accumulators) is what Swift's code generator spills. Compiled for AVX2 + FMA per
+   function and chosen at run time, so a build still runs on any x86-64 (callers fall back to BLAS). */
+
+/* Whether this CPU runs the AVX2 + FMA kernels below. */
+int seriatim_tap_convolution_available(void);
+
+/* Packs the weights of a shifted-tap product for `seriatim_tap_convolution` (outputs · inputs · taps
+   floats): weight (t, o, i) is weights[t * tapStride + o * outputStride + i * inputStride] (so a
+   transpose is a swap of strides). `outputs` must be a multiple of 4. */
+void seriatim_pack_tap_weights(int outputs, int inputs, int taps, const float *weights,
+                               long tapStride, long outputStride, long inputStride, float *packed);
+
+/* output[o * outputLd + j] += Σ_t Σ_i weight(t, o, i) · input[i * inputLd + j + shifts[t]]
+   for o < outputs, j < columns (shifts ≥ 0), with `packed` from `seriatim_pack_tap_weights`.
+   Returns 0 (and does nothing) if the CPU lacks AVX2 + FMA or taps · inputs exceeds 8192. */
+int seriatim_tap_convolution(int outputs, int inputs, int taps, const float *packed,
+                             const float *input, long inputLd, const long *shifts,
+                             float *output, long outputLd, long columns);
+#endif

@@ -1,0 +1,39 @@
+import CKernels
+
+/// A sum of shifted matrix products, `out[o, j] += Σ_t Σ_i W_t[o, i] · in[i, j + shift_t]`, by the AVX2
+/// kernel in `CKernels`: every tap and input channel is one contraction, the input copied once per
+/// 16 columns rather than packed again per tap, the output loaded once rather than once per tap (a
+/// grid convolution's forward pass and its input gradient). `nil` where that kernel cannot run (no AVX2 + FMA, outputs
+/// not a multiple of 4, or more than 8192 taps·inputs); callers then use one GEMM per tap.
+public struct TapProduct {
+    public static let isAvailable = seriatim_tap_convolution_available() != 0
+    public let outputs: Int, inputs: Int, taps: Int
+    private let packed: [Float]
+
+    /// From per-tap weights `packedTaps[(t·O + o)·I + i]` (`W_t[o, i]`); with `transposed`, the
+    /// product uses `W_tᵀ` (outputs I, inputs O), as an input gradient does.
+    public init?(packedTaps: [Float], taps: Int, outputs o: Int, inputs i: Int, transposed: Bool = false) {
+        let (outputs, inputs) = transposed ? (i, o) : (o, i)
+        guard Self.isAvailable, outputs % 4 == 0, taps * inputs <= 8192, packedTaps.count == taps * o * i else { return nil }
+        (self.outputs, self.inputs, self.taps) = (outputs, inputs, taps)
+        packed = [Float](unsafeUninitializedCapacity: packedTaps.count) { buffer, count in
+            packedTaps.withUnsafeBufferPointer { w in
+                seriatim_pack_tap_weights(Int32(outputs), Int32(inputs), Int32(taps), w.baseAddress!, o * i,
+                                          transposed ? 1 : i, transposed ? i : 1, buffer.baseAddress!)
+            }
+            count = packedTaps.count
+        }
+    }
+
+    /// Adds the product over `columns` columns: `input` row i at `input + i·inputLd`, tap t reading
+    /// `shifts[t]` (≥ 0) columns on; `output` row o at `output + o·outputLd`.
+    public func accumulate(input: UnsafePointer<Float>, inputLd: Int, shifts: UnsafePointer<Int>,
+                    output: UnsafeMutablePointer<Float>, outputLd: Int, columns: Int) {
+        guard columns > 0 else { return }
+        let done = packed.withUnsafeBufferPointer { w in
+            seriatim_tap_convolution(Int32(outputs), Int32(inputs), Int32(taps), w.baseAddress!, input, inputLd, shifts,
+                                     output, outputLd, columns)
+        }
+        precondition(done != 0, "TapProduct: the AVX2 kernel refused a product it was built for")
+    }
+}
