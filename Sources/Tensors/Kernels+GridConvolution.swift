@@ -158,9 +158,10 @@ extension Kernels {
                         ? tileInput(h, rows: inChannels, total: total, start: lo, end: hi, shifts: reach, relu: reluInput,
                                     scratch: scratch + worker * scratchSize) : nil
                     // Image columns start at bias (plus residual), padding at zero; every tap then adds to them.
-                    for o in 0..<outChannels {
-                        let (row, v, src) = (y + o * total, biases[o], h + o * total)
-                        grid.forEachRun(c0, c1) { s, e, valid in
+                    // (Runs outermost: finding them takes divisions, the same for every channel.)
+                    grid.forEachRun(c0, c1) { s, e, valid in
+                        for o in 0..<outChannels {
+                            let (row, v, src) = (y + o * total, biases[o], h + o * total)
                             switch (valid, residual) {
                             case (false, _): (row + s).initialize(repeating: 0, count: e - s)
                             case (true, true): for d in s..<e { row[d] = v + src[d] }
@@ -179,9 +180,9 @@ extension Kernels {
                         }
                     }
                     // The padding columns the GEMMs wrote are zeroed again.
-                    for o in 0..<outChannels {
-                        let row = y + o * total
-                        grid.forEachRun(lo, hi) { s, e, valid in if !valid { (row + s).initialize(repeating: 0, count: e - s) } }
+                    grid.forEachRun(lo, hi) { s, e, valid in
+                        guard !valid else { return }
+                        for o in 0..<outChannels { (y + o * total + s).initialize(repeating: 0, count: e - s) }
                     }
                 }
             } } }
@@ -252,10 +253,10 @@ extension Kernels {
                     } else {
                         perTap(d0, d1)
                     }
-                    for i in 0..<inChannels {
-                        let (row, gate, through) = (dx + i * total, h + i * total, g + i * total)
-                        grid.forEachRun(d0, d1) { s, e, valid in
-                            guard valid else { for d in s..<e { row[d] = 0 }; return }
+                    grid.forEachRun(d0, d1) { s, e, valid in
+                        for i in 0..<inChannels {
+                            let (row, gate, through) = (dx + i * total, h + i * total, g + i * total)
+                            guard valid else { (row + s).initialize(repeating: 0, count: e - s); continue }
                             switch (reluInput, residual) {
                             case (true, true): for d in s..<e { row[d] = (gate[d] > 0 ? row[d] : 0) + through[d] }
                             case (true, false): for d in s..<e { row[d] = gate[d] > 0 ? row[d] : 0 }
