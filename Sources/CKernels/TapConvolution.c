@@ -109,6 +109,60 @@ int seriatim_tap_convolution(int outputs, int inputs, int taps, const float *pac
     free(panel);
     return 1;
 }
+int seriatim_tap_weight_gradient(int outputs, int inputs, int taps, const float *gradient, long gradientLd,
+                                 const float *input, long inputLd, const long *shifts, long columns, float *weightGradient) {
+    if (outputs % 4 != 0 || !seriatim_tap_convolution_available()) return 0;
+    /* The contraction runs over columns, in chunks whose transposed operands stay in L2: the gradient
+       as blocks of rows ([column][rows]), the input as panels of 16 channels ([column][16], zeros past
+       `inputs`), each panel once for all taps (tap t starts shifts[t] columns on). */
+    enum { chunk = 256 };
+    long reach = 0;
+    for (int t = 0; t < taps; t++) if (shifts[t] > reach) reach = shifts[t];
+    int panels = (inputs + 15) / 16;
+    float *rowsT = aligned_alloc(32, (size_t)outputs * chunk * sizeof(float));
+    float *inputT = aligned_alloc(32, (size_t)panels * (chunk + reach) * 16 * sizeof(float));
+    if (!rowsT || !inputT) { free(rowsT); free(inputT); return 0; }
+    for (long q0 = 0; q0 < columns; q0 += chunk) {
+        long depth = columns - q0 < chunk ? columns - q0 : chunk, span = depth + reach;
+        float *a = rowsT;
+        for (int first = 0, rows; first < outputs; first += rows) {
+            rows = blockRows(outputs - first);
+            for (int r = 0; r < rows; r++) {
+                const float *g = gradient + (long)(first + r) * gradientLd + q0;
+                for (long k = 0; k < depth; k++) a[k * rows + r] = g[k];
+            }
+            a += (long)rows * depth;
+        }
+        for (int p = 0; p < panels; p++) {
+            float *panel = inputT + (long)p * span * 16;
+            for (int c = 0; c < 16; c++) {
+                int i = p * 16 + c;
+                if (i >= inputs) { for (long q = 0; q < span; q++) panel[q * 16 + c] = 0; continue; }
+                const float *x = input + (long)i * inputLd + q0;
+                for (long q = 0; q < span; q++) panel[q * 16 + c] = x[q];
+            }
+        }
+        for (int p = 0; p < panels; p++) {
+            int width = inputs - p * 16 < 16 ? inputs - p * 16 : 16;
+            for (int t = 0; t < taps; t++) {
+                const float *panel = inputT + ((long)p * span + shifts[t]) * 16;
+                a = rowsT;
+                for (int first = 0, rows; first < outputs; first += rows, a += (long)rows * depth) {
+                    rows = blockRows(outputs - first);
+                    float *out = weightGradient + ((long)t * outputs + first) * inputs + p * 16;
+                    if (width == 16) { block(rows, depth, a, panel, out, inputs); continue; }
+                    float edge[6 * 16] = { 0 };
+                    for (int r = 0; r < rows; r++) for (int c = 0; c < width; c++) edge[r * 16 + c] = out[(long)r * inputs + c];
+                    block(rows, depth, a, panel, edge, 16);
+                    for (int r = 0; r < rows; r++) for (int c = 0; c < width; c++) out[(long)r * inputs + c] = edge[r * 16 + c];
+                }
+            }
+        }
+    }
+    free(rowsT);
+    free(inputT);
+    return 1;
+}
 #else
 int seriatim_tap_convolution_available(void) { return 0; }
 
@@ -117,6 +171,13 @@ int seriatim_tap_convolution(int outputs, int inputs, int taps, const float *pac
                              float *output, long outputLd, long columns) {
     (void)outputs; (void)inputs; (void)taps; (void)packed; (void)input; (void)inputLd; (void)shifts;
     (void)output; (void)outputLd; (void)columns;
+    return 0;
+}
+
+int seriatim_tap_weight_gradient(int outputs, int inputs, int taps, const float *gradient, long gradientLd,
+                                 const float *input, long inputLd, const long *shifts, long columns, float *weightGradient) {
+    (void)outputs; (void)inputs; (void)taps; (void)gradient; (void)gradientLd; (void)input; (void)inputLd; (void)shifts;
+    (void)columns; (void)weightGradient;
     return 0;
 }
 #endif

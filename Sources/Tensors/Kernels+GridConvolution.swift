@@ -204,7 +204,7 @@ extension Kernels {
         let product = needsInputGradient
             ? TapProduct(packedTaps: packed, taps: shifts.count, outputs: outChannels, inputs: inChannels, transposed: true) : nil
         let (highest, lowest) = (reach.upperBound - 1, reach.lowerBound)
-        let reversedShifts = shifts.map { highest - $0 }
+        let reversedShifts = shifts.map { highest - $0 }, tileShifts = shifts.map { $0 - lowest }
         let workers = Parallel.workerCount
         let scratchSize = reluInput ? inChannels * (convolutionColumnTile + reach.count) : 0
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: workers * scratchSize)
@@ -214,7 +214,8 @@ extension Kernels {
         var partial = [Float](repeating: 0, count: workers * share)
         var inputScalars = needsInputGradient ? [Float](unsafeUninitializedCapacity: inChannels * total) { _, n in n = inChannels * total } : []
         gradient.withUnsafeBufferPointer { gp in packed.withUnsafeBufferPointer { wp in x.withUnsafeBufferPointer { xp in
-            partial.withUnsafeMutableBufferPointer { pp in inputScalars.withUnsafeMutableBufferPointer { ip in reversedShifts.withUnsafeBufferPointer { rp in
+            partial.withUnsafeMutableBufferPointer { pp in inputScalars.withUnsafeMutableBufferPointer { ip in
+                reversedShifts.withUnsafeBufferPointer { rp in tileShifts.withUnsafeBufferPointer { tp in
                 let (g, w, h, dx) = (gp.baseAddress!, wp.baseAddress!, xp.baseAddress!, ip.baseAddress)
                 // Per tile, while its gradient columns are in cache: this worker's share of every tap's
                 // weight gradient (into its own sum), then the input gradient.
@@ -226,9 +227,13 @@ extension Kernels {
                     if q1 > q0 {
                         let (b, ldb) = tileInput(h, rows: inChannels, total: total, start: q0, end: q1, shifts: reach, relu: reluInput,
                                                  scratch: scratch + worker * scratchSize)
-                        for (t, shift) in shifts.enumerated() {
-                            gemmSerial(transposeB: true, m: outChannels, n: inChannels, k: q1 - q0, a: g + q0, lda: total,
-                                       b: b + shift - reach.lowerBound, ldb: ldb, beta: 1, c: dw + t * outChannels * inChannels, ldc: inChannels)
+                        if !TapProduct.accumulateWeightGradient(outputs: outChannels, inputs: inChannels, taps: shifts.count,
+                                                                 gradient: g + q0, gradientLd: total, input: b, inputLd: ldb,
+                                                                 shifts: tp.baseAddress!, columns: q1 - q0, into: dw) {
+                            for (t, shift) in tileShifts.enumerated() {
+                                gemmSerial(transposeB: true, m: outChannels, n: inChannels, k: q1 - q0, a: g + q0, lda: total,
+                                           b: b + shift, ldb: ldb, beta: 1, c: dw + t * outChannels * inChannels, ldc: inChannels)
+                            }
                         }
                     }
                     guard let dx else { return }
@@ -266,7 +271,7 @@ extension Kernels {
                         }
                     }
                 }
-            } } }
+            } } } }
         } } }
         var sums = [Float](partial[0..<share])
         for worker in 1..<workers { for j in 0..<share { sums[j] += partial[worker * share + j] } }

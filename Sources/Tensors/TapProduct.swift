@@ -36,4 +36,16 @@ public struct TapProduct {
         }
         precondition(done != 0, "TapProduct: the AVX2 kernel refused a product it was built for")
     }
+
+    /// The weights' gradient of such a product: `dW[(t·O + o)·I + i] += Σ_q g[o, q] · in[i, q + shift_t]`
+    /// over `columns` columns (`shifts` ≥ 0). False, with nothing done, where the kernel cannot run
+    /// (no AVX2 + FMA, or outputs not a multiple of 4).
+    public static func accumulateWeightGradient(outputs: Int, inputs: Int, taps: Int, gradient: UnsafePointer<Float>, gradientLd: Int,
+                                                input: UnsafePointer<Float>, inputLd: Int, shifts: UnsafePointer<Int>, columns: Int,
+                                                into weightGradient: UnsafeMutablePointer<Float>) -> Bool {
+        guard isAvailable, outputs % 4 == 0 else { return false }
+        guard columns > 0 else { return true }
+        return seriatim_tap_weight_gradient(Int32(outputs), Int32(inputs), Int32(taps), gradient, gradientLd, input, inputLd, shifts,
+                                            columns, weightGradient) != 0
+    }
 }

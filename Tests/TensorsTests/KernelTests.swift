@@ -329,6 +329,34 @@ import Tensors
         }
     }
 
+    /// `dW[(t·O + o)·I + i] += Σ_q g[o, q] · in[i, q + shift_t]` against index loops: inputs that leave
+    /// a partial panel of 16, and more columns than one chunk of 256.
+    @Test(arguments: [(8, 5, 37), (4, 20, 300), (16, 16, 600)])
+    func weightGradientMatchesIndexLoops(shape: (outputs: Int, inputs: Int, columns: Int)) throws {
+        try #require(TapProduct.isAvailable)
+        var rng = RandomGenerator(seed: 15)
+        let (o, i, columns) = shape, shifts = [0, 3, 29], gradientLd = columns + 5, inputLd = columns + 31
+        let gradient = rng.uniformTensor([o, gradientLd], low: -1, high: 1)
+        let input = rng.uniformTensor([i, inputLd], low: -1, high: 1)
+        let start = rng.uniformTensor([shifts.count, o, i], low: -1, high: 1)
+        var fast = start
+        let done = gradient.withUnsafeBufferPointer { gp in input.withUnsafeBufferPointer { xp in
+            fast.withUnsafeMutableBufferPointer { wp in shifts.withUnsafeBufferPointer { sp in
+                TapProduct.accumulateWeightGradient(outputs: o, inputs: i, taps: shifts.count, gradient: gp.baseAddress!, gradientLd: gradientLd,
+                                                    input: xp.baseAddress!, inputLd: inputLd, shifts: sp.baseAddress!, columns: columns,
+                                                    into: wp.baseAddress!)
+            } }
+        } }
+        #expect(done)
+        var expected = start
+        for (t, shift) in shifts.enumerated() { for out in 0..<o { for k in 0..<i {
+            var sum = Double(start.scalars[(t * o + out) * i + k])
+            for q in 0..<columns { sum += Double(gradient.scalars[out * gradientLd + q]) * Double(input.scalars[k * inputLd + q + shift]) }
+            expected.scalars[(t * o + out) * i + k] = Float(sum)
+        } } }
+        #expect(fast.maxAbsoluteDifference(expected) < 1e-3, "\(shape)")
+    }
+
     @Test func refusesOutputsNotAMultipleOfFour() {
         #expect(TapProduct(packedTaps: [Float](repeating: 0, count: 2 * 6 * 3), taps: 2, outputs: 6, inputs: 3) == nil)
         #expect(TapProduct(packedTaps: [Float](repeating: 0, count: 2 * 4 * 3), taps: 2, outputs: 4, inputs: 3, transposed: true) == nil)

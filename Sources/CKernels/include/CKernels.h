@@ -19,4 +19,10 @@ void seriatim_pack_tap_weights(int outputs, int inputs, int taps, const float *w
 int seriatim_tap_convolution(int outputs, int inputs, int taps, const float *packed,
                              const float *input, long inputLd, const long *shifts,
                              float *output, long outputLd, long columns);
+
+/* The weights' gradient of the same product: weightGradient[(t * outputs + o) * inputs + i] +=
+   Σ_{q < columns} gradient[o * gradientLd + q] · input[i * inputLd + q + shifts[t]] (shifts ≥ 0).
+   Returns 0 (and does nothing) if the CPU lacks AVX2 + FMA or outputs is not a multiple of 4. */
+int seriatim_tap_weight_gradient(int outputs, int inputs, int taps, const float *gradient, long gradientLd,
+                                 const float *input, long inputLd, const long *shifts, long columns, float *weightGradient);
 #endif
