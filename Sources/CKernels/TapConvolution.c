@@ -39,11 +39,12 @@ int seriatim_tap_convolution_available(void) {
 /* R outputs × 16 columns: out[r·ldo + j] += Σ_k w[R·k + r] · panel[16k + j]. With R = 6, twelve
    accumulators, two input vectors and a weight fill fifteen of the sixteen registers. */
 #define BLOCK(R)                                                                                              \
-    AVX2 static void block##R##x16(long depth, const float *w, const float *panel, float *out, long ldo) {   \
+    AVX2 static void block##R##x16(long depth, const float *w, const float *panel, float *out, long ldo,      \
+                                   int accumulate) {                                                         \
         __m256 c[R][2];                                                                                       \
         for (int r = 0; r < R; r++) {                                                                         \
-            c[r][0] = _mm256_loadu_ps(out + r * ldo);                                                         \
-            c[r][1] = _mm256_loadu_ps(out + r * ldo + 8);                                                     \
+            c[r][0] = accumulate ? _mm256_loadu_ps(out + r * ldo) : _mm256_setzero_ps();                      \
+            c[r][1] = accumulate ? _mm256_loadu_ps(out + r * ldo + 8) : _mm256_setzero_ps();                  \
         }                                                                                                     \
         for (long k = 0; k < depth; k++, w += R, panel += 16) {                                               \
             __m256 x0 = _mm256_load_ps(panel), x1 = _mm256_load_ps(panel + 8);                                \
@@ -61,8 +62,8 @@ int seriatim_tap_convolution_available(void) {
 BLOCK(6)
 BLOCK(4)
 
-AVX2 static void block(int rows, long depth, const float *w, const float *panel, float *out, long ldo) {
-    if (rows == 6) block6x16(depth, w, panel, out, ldo); else block4x16(depth, w, panel, out, ldo);
+AVX2 static void block(int rows, long depth, const float *w, const float *panel, float *out, long ldo, int accumulate) {
+    if (rows == 6) block6x16(depth, w, panel, out, ldo, accumulate); else block4x16(depth, w, panel, out, ldo, accumulate);
 }
 
 /* Copies columns j…j+count−1 (count ≤ 16) of every shifted input row into a contiguous panel of 16
@@ -83,7 +84,7 @@ AVX2 static void packPanel(long depth, const float *in, const long *offsets, lon
 
 int seriatim_tap_convolution(int outputs, int inputs, int taps, const float *packed,
                              const float *input, long inputLd, const long *shifts,
-                             float *output, long outputLd, long columns) {
+                             float *output, long outputLd, long columns, int accumulate) {
     long depth = (long)taps * inputs;
     if (outputs % 4 != 0 || depth > maximumDepth || !seriatim_tap_convolution_available()) return 0;
     long offsets[maximumDepth];
@@ -98,11 +99,11 @@ int seriatim_tap_convolution(int outputs, int inputs, int taps, const float *pac
         for (int first = 0, rows; first < outputs; first += rows, w += rows * depth) {
             rows = blockRows(outputs - first);
             float *out = output + (long)first * outputLd + j;
-            if (count == 16) { block(rows, depth, w, panel, out, outputLd); continue; }
+            if (count == 16) { block(rows, depth, w, panel, out, outputLd, accumulate); continue; }
             /* The last, partial columns: through a scratch block so that nothing past them is touched. */
             float edge[6 * 16] = { 0 };
-            for (int r = 0; r < rows; r++) for (long c = 0; c < count; c++) edge[r * 16 + c] = out[r * outputLd + c];
-            block(rows, depth, w, panel, edge, 16);
+            if (accumulate) for (int r = 0; r < rows; r++) for (long c = 0; c < count; c++) edge[r * 16 + c] = out[r * outputLd + c];
+            block(rows, depth, w, panel, edge, 16, 1);
             for (int r = 0; r < rows; r++) for (long c = 0; c < count; c++) out[r * outputLd + c] = edge[r * 16 + c];
         }
     }
@@ -150,10 +151,10 @@ int seriatim_tap_weight_gradient(int outputs, int inputs, int taps, const float 
                 for (int first = 0, rows; first < outputs; first += rows, a += (long)rows * depth) {
                     rows = blockRows(outputs - first);
                     float *out = weightGradient + ((long)t * outputs + first) * inputs + p * 16;
-                    if (width == 16) { block(rows, depth, a, panel, out, inputs); continue; }
+                    if (width == 16) { block(rows, depth, a, panel, out, inputs, 1); continue; }
                     float edge[6 * 16] = { 0 };
                     for (int r = 0; r < rows; r++) for (int c = 0; c < width; c++) edge[r * 16 + c] = out[(long)r * inputs + c];
-                    block(rows, depth, a, panel, edge, 16);
+                    block(rows, depth, a, panel, edge, 16, 1);
                     for (int r = 0; r < rows; r++) for (int c = 0; c < width; c++) out[(long)r * inputs + c] = edge[r * 16 + c];
                 }
             }
@@ -168,8 +169,8 @@ int seriatim_tap_convolution_available(void) { return 0; }
 
 int seriatim_tap_convolution(int outputs, int inputs, int taps, const float *packed,
                              const float *input, long inputLd, const long *shifts,
-                             float *output, long outputLd, long columns) {
-    (void)outputs; (void)inputs; (void)taps; (void)packed; (void)input; (void)inputLd; (void)shifts;
+                             float *output, long outputLd, long columns, int accumulate) {
+    (void)accumulate; (void)outputs; (void)inputs; (void)taps; (void)packed; (void)input; (void)inputLd; (void)shifts;
     (void)output; (void)outputLd; (void)columns;
     return 0;
 }

@@ -237,10 +237,11 @@ extension Kernels {
                         }
                     }
                     guard let dx else { return }
-                    for i in 0..<inChannels { (dx + i * total + d0).initialize(repeating: 0, count: d1 - d0) }
                     // Input column d receives tap t's weights times the gradient at output column d − shift_t
-                    // (for columns a..<b, one GEMM per tap over the readable output columns).
+                    // (for columns a..<b, zeroed first, then one GEMM per tap over the readable output columns).
                     func perTap(_ a: Int, _ b: Int) {
+                        guard b > a else { return }
+                        for i in 0..<inChannels { (dx + i * total + a).initialize(repeating: 0, count: b - a) }
                         for (t, shift) in shifts.enumerated() {
                             let (q0, q1) = (max(lo, a - shift), min(hi, b - shift))
                             guard q1 > q0 else { continue }
@@ -248,12 +249,13 @@ extension Kernels {
                                        lda: inChannels, b: g + q0, ldb: total, beta: 1, c: dx + q0 + shift, ldc: total)
                         }
                     }
-                    // Where every tap's output column is readable, one product; the tile's ends per tap.
+                    // Where every tap's output column is readable, one product (written, not added); the
+                    // tile's ends per tap.
                     let (s0, s1) = (max(d0, lo + highest), min(d1, hi + lowest))
                     if let product, s1 > s0 {
                         perTap(d0, s0)
                         product.accumulate(input: g + s0 - highest, inputLd: total, shifts: rp.baseAddress!, output: dx + s0,
-                                           outputLd: total, columns: s1 - s0)
+                                           outputLd: total, columns: s1 - s0, overwrite: true)
                         perTap(s1, d1)
                     } else {
                         perTap(d0, d1)

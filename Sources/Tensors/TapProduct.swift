@@ -25,14 +25,15 @@ public struct TapProduct {
         }
     }
 
-    /// Adds the product over `columns` columns: `input` row i at `input + i·inputLd`, tap t reading
-    /// `shifts[t]` (≥ 0) columns on; `output` row o at `output + o·outputLd`.
+    /// Adds the product over `columns` columns (with `overwrite`, writes it: the output need not be
+    /// initialised): `input` row i at `input + i·inputLd`, tap t reading `shifts[t]` (≥ 0) columns on;
+    /// `output` row o at `output + o·outputLd`.
     public func accumulate(input: UnsafePointer<Float>, inputLd: Int, shifts: UnsafePointer<Int>,
-                    output: UnsafeMutablePointer<Float>, outputLd: Int, columns: Int) {
+                           output: UnsafeMutablePointer<Float>, outputLd: Int, columns: Int, overwrite: Bool = false) {
         guard columns > 0 else { return }
         let done = packed.withUnsafeBufferPointer { w in
             seriatim_tap_convolution(Int32(outputs), Int32(inputs), Int32(taps), w.baseAddress!, input, inputLd, shifts,
-                                     output, outputLd, columns)
+                                     output, outputLd, columns, overwrite ? 0 : 1)
         }
         precondition(done != 0, "TapProduct: the AVX2 kernel refused a product it was built for")
     }

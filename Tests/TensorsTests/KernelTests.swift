@@ -296,14 +296,14 @@ import Tensors
         #endif
     }
 
-    /// `out[o, j] += Σ_t Σ_i W_t[o, i] · in[i, j + shift_t]`, plain and transposed, against index loops, over
-    /// column counts that leave 16-column blocks, an 8-column block and a partial one.
+    /// `out[o, j] += Σ_t Σ_i W_t[o, i] · in[i, j + shift_t]`, plain, transposed and overwriting, against index
+    /// loops, over column counts that leave whole 16-column blocks and a partial one.
     @Test(arguments: [(8, 5, 37), (4, 12, 16), (12, 4, 7), (16, 16, 100)])
     func matchesIndexLoops(shape: (outputs: Int, inputs: Int, columns: Int)) throws {
         try #require(TapProduct.isAvailable)
         var rng = RandomGenerator(seed: 14)
         let (o, i, columns) = shape, shifts = [0, 2, 7], inputLd = columns + 9
-        for transposed in [false, true] {
+        for (transposed, overwrite) in [(false, false), (true, false), (false, true)] {
             // Stored as W_t[a, b] with (a, b) = (o, i), or (i, o) for the transposed product.
             let (rows, cols) = transposed ? (i, o) : (o, i)
             let weights = rng.uniformTensor([shifts.count, rows, cols], low: -1, high: 1)
@@ -314,18 +314,18 @@ import Tensors
             var fast = start
             input.withUnsafeBufferPointer { xp in fast.withUnsafeMutableBufferPointer { op in shifts.withUnsafeBufferPointer { sp in
                 product.accumulate(input: xp.baseAddress!, inputLd: inputLd, shifts: sp.baseAddress!, output: op.baseAddress!,
-                                   outputLd: columns + 3, columns: columns)
+                                   outputLd: columns + 3, columns: columns, overwrite: overwrite)
             } } }
             var expected = start
             for out in 0..<o { for j in 0..<columns {
-                var sum = Double(start.scalars[out * (columns + 3) + j])
+                var sum = overwrite ? 0 : Double(start.scalars[out * (columns + 3) + j])
                 for (t, shift) in shifts.enumerated() { for k in 0..<i {
                     let w = transposed ? weights.scalars[(t * i + k) * o + out] : weights.scalars[(t * o + out) * i + k]
                     sum += Double(w) * Double(input.scalars[k * inputLd + j + shift])
                 } }
                 expected.scalars[out * (columns + 3) + j] = Float(sum)
             } }
-            #expect(fast.maxAbsoluteDifference(expected) < 1e-4, "\(shape), transposed \(transposed)")
+            #expect(fast.maxAbsoluteDifference(expected) < 1e-4, "\(shape), transposed \(transposed), overwrite \(overwrite)")
         }
     }
 

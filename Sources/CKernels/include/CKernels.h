@@ -14,11 +14,12 @@ void seriatim_pack_tap_weights(int outputs, int inputs, int taps, const float *w
                                long tapStride, long outputStride, long inputStride, float *packed);
 
 /* output[o * outputLd + j] += Σ_t Σ_i weight(t, o, i) · input[i * inputLd + j + shifts[t]]
-   for o < outputs, j < columns (shifts ≥ 0), with `packed` from `seriatim_pack_tap_weights`.
+   for o < outputs, j < columns (shifts ≥ 0), with `packed` from `seriatim_pack_tap_weights`;
+   with `accumulate` 0, = instead of += (the output need not be initialised).
    Returns 0 (and does nothing) if the CPU lacks AVX2 + FMA or taps · inputs exceeds 8192. */
 int seriatim_tap_convolution(int outputs, int inputs, int taps, const float *packed,
                              const float *input, long inputLd, const long *shifts,
-                             float *output, long outputLd, long columns);
+                             float *output, long outputLd, long columns, int accumulate);
 
 /* The weights' gradient of the same product: weightGradient[(t * outputs + o) * inputs + i] +=
    Σ_{q < columns} gradient[o * gradientLd + q] · input[i * inputLd + q + shifts[t]] (shifts ≥ 0).
