@@ -338,9 +338,9 @@ struct SkewedColumns {
     /// spread over the cores by planes: `rows` are the rows that hold a pixel in that column, the
     /// first of them is pixel `source` of the plane, and each next row is `step` further on.
     func forEachColumn(_ body: (_ plane: Int, _ column: Int, _ rows: Range<Int>, _ source: Int, _ step: Int) -> Void) {
-        // Blocks of planes small enough to stay in cache while every column of them is visited
+        // Blocks of planes small enough to stay in L1 while every column of them is visited
         // (column-major within a block, so that the skewed side is read or written in long runs).
-        let block = max(1, (64 << 10) / max(1, 4 * height * width))
+        let block = max(1, (16 << 10) / max(1, 4 * height * width))
         Parallel.forEach((planes + block - 1) / block) { b in
             let blockPlanes = (b * block)..<min(planes, (b + 1) * block)
             for k in 0..<columns {
