@@ -4,8 +4,8 @@ import Foundation
 // residual blocks and 1×1 head): the activations stay in one zero-padded, channel-major layout
 // (`ImageGrid`, `[C, total]`) from the first block to the head, so no layer pads its input or
 // extracts its output. Each tile of columns takes the ReLU of the input it reads, starts from bias and
-// residual, adds its GEMMs and, while it is in cache, zeroes the padding positions again (the next
-// layer reads them as zero padding).
+// residual, adds its taps (one `TapProduct` on AVX2, else a GEMM per tap) and, while it is in cache,
+// zeroes the padding positions again (the next layer reads them as zero padding).
 //
 // Invariant: every grid tensor, value or gradient, is zero at the padding positions. Gradients keep
 // it because `fromGrid` scatters into zeros and every pullback here zeroes what it writes there.
@@ -130,8 +130,8 @@ extension Kernels {
 
     /// A masked convolution on a grid, `[I, total]` → `[O, total]`: with `residual`, `h + conv(relu(h))`
     /// (a PixelCNN block, O = I); otherwise `conv(relu(x))` when `reluInput`, else `conv(x)`. Each tile
-    /// takes the ReLU of the input columns it reads into cache, starts from bias and residual, adds a
-    /// GEMM per tap, and zeroes the padding again.
+    /// takes the ReLU of the input columns it reads into cache, starts from bias and residual, adds its
+    /// taps (one tap product, or a GEMM per tap), and zeroes the padding again.
     public static func gridConv2D(_ x: Tensor, weight: Tensor, mask: Tensor?, bias: Tensor?, taps: ConvolutionTaps,
                                   grid: ImageGrid, reluInput: Bool, residual: Bool) -> Tensor {
         let (outChannels, inChannels, total) = (weight.shape[0], weight.shape[1], grid.total)
@@ -179,7 +179,7 @@ extension Kernels {
                                        b: b + shift, ldb: ldb, beta: 1, c: y + lo, ldc: total)
                         }
                     }
-                    // The padding columns the GEMMs wrote are zeroed again.
+                    // The padding columns the taps wrote are zeroed again.
                     grid.forEachRun(lo, hi) { s, e, valid in
                         guard !valid else { return }
                         for o in 0..<outChannels { (y + o * total + s).initialize(repeating: 0, count: e - s) }
