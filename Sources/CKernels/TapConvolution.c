@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 
-enum { maximumDepth = 8192 };
+enum { maximumDepth = SERIATIM_TAP_MAXIMUM_DEPTH };
 
 /* Output rows per register block: six (twelve accumulators) while that leaves a multiple of two
    that is not 2, then four; any multiple of 4 splits this way (64 = 10·6 + 4). */
@@ -66,6 +66,15 @@ AVX2 static void block(int rows, long depth, const float *w, const float *panel,
     if (rows == 6) block6x16(depth, w, panel, out, ldo, accumulate); else block4x16(depth, w, panel, out, ldo, accumulate);
 }
 
+/* The same for only the first `count` (< 16) columns, through a scratch block so that nothing past them is touched. */
+AVX2 static void partialBlock(int rows, long depth, const float *w, const float *panel, float *out, long ldo, int accumulate,
+                              long count) {
+    float edge[6 * 16] = { 0 };
+    if (accumulate) for (int r = 0; r < rows; r++) for (long c = 0; c < count; c++) edge[r * 16 + c] = out[r * ldo + c];
+    block(rows, depth, w, panel, edge, 16, 1);
+    for (int r = 0; r < rows; r++) for (long c = 0; c < count; c++) out[r * ldo + c] = edge[r * 16 + c];
+}
+
 /* Copies columns j…j+count−1 (count ≤ 16) of every shifted input row into a contiguous panel of 16
    per row, zeros after `count`: the block then reads one sequential stream from L1 instead of one
    row per page (the input rows are kilobytes apart and the page walks cost more than the copy). */
@@ -99,17 +108,14 @@ int seriatim_tap_convolution(int outputs, int inputs, int taps, const float *pac
         for (int first = 0, rows; first < outputs; first += rows, w += rows * depth) {
             rows = blockRows(outputs - first);
             float *out = output + (long)first * outputLd + j;
-            if (count == 16) { block(rows, depth, w, panel, out, outputLd, accumulate); continue; }
-            /* The last, partial columns: through a scratch block so that nothing past them is touched. */
-            float edge[6 * 16] = { 0 };
-            if (accumulate) for (int r = 0; r < rows; r++) for (long c = 0; c < count; c++) edge[r * 16 + c] = out[r * outputLd + c];
-            block(rows, depth, w, panel, edge, 16, 1);
-            for (int r = 0; r < rows; r++) for (long c = 0; c < count; c++) out[r * outputLd + c] = edge[r * 16 + c];
+            if (count == 16) block(rows, depth, w, panel, out, outputLd, accumulate);
+            else partialBlock(rows, depth, w, panel, out, outputLd, accumulate, count);
         }
     }
     free(panel);
     return 1;
 }
+
 int seriatim_tap_weight_gradient(int outputs, int inputs, int taps, const float *gradient, long gradientLd,
                                  const float *input, long inputLd, const long *shifts, long columns, float *weightGradient) {
     if (outputs % 4 != 0 || !seriatim_tap_convolution_available()) return 0;
@@ -151,11 +157,8 @@ int seriatim_tap_weight_gradient(int outputs, int inputs, int taps, const float 
                 for (int first = 0, rows; first < outputs; first += rows, a += (long)rows * depth) {
                     rows = blockRows(outputs - first);
                     float *out = weightGradient + ((long)t * outputs + first) * inputs + p * 16;
-                    if (width == 16) { block(rows, depth, a, panel, out, inputs, 1); continue; }
-                    float edge[6 * 16] = { 0 };
-                    for (int r = 0; r < rows; r++) for (int c = 0; c < width; c++) edge[r * 16 + c] = out[(long)r * inputs + c];
-                    block(rows, depth, a, panel, edge, 16, 1);
-                    for (int r = 0; r < rows; r++) for (int c = 0; c < width; c++) out[(long)r * inputs + c] = edge[r * 16 + c];
+                    if (width == 16) block(rows, depth, a, panel, out, inputs, 1);
+                    else partialBlock(rows, depth, a, panel, out, inputs, 1, width);
                 }
             }
         }

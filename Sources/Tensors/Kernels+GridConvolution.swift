@@ -120,12 +120,14 @@ extension Kernels {
     }
 
     /// What both passes of a grid convolution need of its taps: `W ⊙ M` packed per tap, each tap's flat
-    /// shift from the output column, the span of those shifts, and the output columns whose reads stay in the grid.
+    /// shift from the output column, the span of those shifts, the output columns whose reads stay in the
+    /// grid, and each shift from the first column a tile's input starts at (`shift − reach.lowerBound`).
     static func gridTaps(_ weight: Tensor, mask: Tensor?, taps: ConvolutionTaps, grid: ImageGrid)
-        -> (packed: [Float], shifts: [Int], reach: Range<Int>, readable: Range<Int>) {
+        -> (packed: [Float], shifts: [Int], reach: Range<Int>, readable: Range<Int>, tileShifts: [Int]) {
         let shifts = taps.taps.map { grid.offset($0, of: taps) - grid.origin }
-        return (packTaps(weight, mask: mask, taps: taps), shifts, (shifts.min() ?? 0)..<((shifts.max() ?? 0) + 1),
-                grid.readableColumns(shifts))
+        let reach = (shifts.min() ?? 0)..<((shifts.max() ?? 0) + 1)
+        return (packTaps(weight, mask: mask, taps: taps), shifts, reach, grid.readableColumns(shifts),
+                shifts.map { $0 - reach.lowerBound })
     }
 
     /// A masked convolution on a grid, `[I, total]` → `[O, total]`: with `residual`, `h + conv(relu(h))`
@@ -138,9 +140,8 @@ extension Kernels {
         precondition(x.rank == 2 && x.shape == [inChannels, total], "gridConv2D: input \(x.shape) is not a [\(inChannels), \(total)] grid")
         precondition(!residual || outChannels == inChannels, "gridConv2D: a residual convolution needs as many outputs as inputs, not \(weight.shape)")
         precondition(grid.fits(taps), "gridConv2D: a \(taps.kernelHeight)×\(taps.kernelWidth) kernel reaches beyond the grid's padding")
-        let (packed, shifts, reach, readable) = gridTaps(weight, mask: mask, taps: taps, grid: grid)
+        let (packed, shifts, reach, readable, tileShifts) = gridTaps(weight, mask: mask, taps: taps, grid: grid)
         let product = TapProduct(packedTaps: packed, taps: shifts.count, outputs: outChannels, inputs: inChannels)
-        let tileShifts = shifts.map { $0 - reach.lowerBound }  // from the tile input's first column
         let biases = bias?.scalars ?? [Float](repeating: 0, count: outChannels)
         let scratchSize = reluInput ? inChannels * (convolutionColumnTile + reach.count) : 0
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Parallel.workerCount * scratchSize)
@@ -196,7 +197,7 @@ extension Kernels {
                                           needsInputGradient: Bool = true) -> (input: Tensor?, weight: Tensor, bias: Tensor) {
         let (outChannels, inChannels, total) = (weight.shape[0], weight.shape[1], grid.total)
         precondition(gradient.shape == [outChannels, total], "gridConv2DBackward: gradient \(gradient.shape) is not [\(outChannels), \(total)]")
-        let (packed, shifts, reach, readable) = gridTaps(weight, mask: mask, taps: taps, grid: grid)
+        let (packed, shifts, reach, readable, tileShifts) = gridTaps(weight, mask: mask, taps: taps, grid: grid)
         let (lo, hi) = (readable.lowerBound, readable.upperBound)
         // The input gradient is the same kind of product with each tap's weights transposed and its
         // shift reversed: input column d reads output column d − shift_t, i.e. `reach.max − shift_t`
@@ -204,7 +205,7 @@ extension Kernels {
         let product = needsInputGradient
             ? TapProduct(packedTaps: packed, taps: shifts.count, outputs: outChannels, inputs: inChannels, transposed: true) : nil
         let (highest, lowest) = (reach.upperBound - 1, reach.lowerBound)
-        let reversedShifts = shifts.map { highest - $0 }, tileShifts = shifts.map { $0 - lowest }
+        let reversedShifts = shifts.map { highest - $0 }
         let workers = Parallel.workerCount
         let scratchSize = reluInput ? inChannels * (convolutionColumnTile + reach.count) : 0
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: workers * scratchSize)

@@ -4,7 +4,7 @@ import CKernels
 /// kernel in `CKernels`: every tap and input channel is one contraction, the input copied once per
 /// 16 columns rather than packed again per tap, the output loaded once rather than once per tap (a
 /// grid convolution's forward pass and its input gradient). `nil` where that kernel cannot run (no AVX2 + FMA, outputs
-/// not a multiple of 4, or more than 8192 taps·inputs); callers then use one GEMM per tap.
+/// not a multiple of 4, or taps·inputs beyond `SERIATIM_TAP_MAXIMUM_DEPTH`); callers then use one GEMM per tap.
 public struct TapProduct {
     public static let isAvailable = seriatim_tap_convolution_available() != 0
     public let outputs: Int, inputs: Int, taps: Int
@@ -14,7 +14,7 @@ public struct TapProduct {
     /// product uses `W_tᵀ` (outputs I, inputs O), as an input gradient does.
     public init?(packedTaps: [Float], taps: Int, outputs o: Int, inputs i: Int, transposed: Bool = false) {
         let (outputs, inputs) = transposed ? (i, o) : (o, i)
-        guard Self.isAvailable, outputs % 4 == 0, taps * inputs <= 8192, packedTaps.count == taps * o * i else { return nil }
+        guard Self.isAvailable, outputs % 4 == 0, taps * inputs <= SERIATIM_TAP_MAXIMUM_DEPTH, packedTaps.count == taps * o * i else { return nil }
         (self.outputs, self.inputs, self.taps) = (outputs, inputs, taps)
         packed = [Float](unsafeUninitializedCapacity: packedTaps.count) { buffer, count in
             packedTaps.withUnsafeBufferPointer { w in

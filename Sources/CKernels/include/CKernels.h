@@ -4,6 +4,9 @@
    (twelve AVX accumulators) is what Swift's code generator spills. Compiled for AVX2 + FMA per
    function and chosen at run time, so a build still runs on any x86-64 (callers fall back to BLAS). */
 
+/* The longest contraction (taps · inputs) `seriatim_tap_convolution` takes. */
+#define SERIATIM_TAP_MAXIMUM_DEPTH 8192
+
 /* Whether this CPU runs the AVX2 + FMA kernels below. */
 int seriatim_tap_convolution_available(void);
 
@@ -16,7 +19,7 @@ void seriatim_pack_tap_weights(int outputs, int inputs, int taps, const float *w
 /* output[o * outputLd + j] += Σ_t Σ_i weight(t, o, i) · input[i * inputLd + j + shifts[t]]
    for o < outputs, j < columns (shifts ≥ 0), with `packed` from `seriatim_pack_tap_weights`;
    with `accumulate` 0, = instead of += (the output need not be initialised).
-   Returns 0 (and does nothing) if the CPU lacks AVX2 + FMA or taps · inputs exceeds 8192. */
+   Returns 0 (and does nothing) if the CPU lacks AVX2 + FMA or taps · inputs exceeds SERIATIM_TAP_MAXIMUM_DEPTH. */
 int seriatim_tap_convolution(int outputs, int inputs, int taps, const float *packed,
                              const float *input, long inputLd, const long *shifts,
                              float *output, long outputLd, long columns, int accumulate);
