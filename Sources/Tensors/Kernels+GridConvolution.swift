@@ -5,7 +5,8 @@ import Foundation
 // (`ImageGrid`, `[C, total]`) from the first block to the head, so no layer pads its input or
 // extracts its output. Each tile of columns takes the ReLU of the input it reads, starts from bias and
 // residual, adds its taps (one `TapProduct` on AVX2, else a GEMM per tap) and, while it is in cache,
-// zeroes the padding positions again (the next layer reads them as zero padding).
+// zeroes the padding positions again (the next layer reads them as zero padding). 3-wide kernels on
+// AVX2 go by Winograd's F(4, 3) along rows instead (`Kernels+RowWinograd.swift`).
 //
 // Invariant: every grid tensor, value or gradient, is zero at the padding positions. Gradients keep
 // it because `fromGrid` scatters into zeros and every pullback here zeroes what it writes there.
@@ -140,6 +141,9 @@ extension Kernels {
         precondition(x.rank == 2 && x.shape == [inChannels, total], "gridConv2D: input \(x.shape) is not a [\(inChannels), \(total)] grid")
         precondition(!residual || outChannels == inChannels, "gridConv2D: a residual convolution needs as many outputs as inputs, not \(weight.shape)")
         precondition(grid.fits(taps), "gridConv2D: a \(taps.kernelHeight)×\(taps.kernelWidth) kernel reaches beyond the grid's padding")
+        if let winograd = RowWinograd(weight: weight, mask: mask, taps: taps, grid: grid) {
+            return winogradGridConv2D(x, winograd, bias: bias, reluInput: reluInput, residual: residual)
+        }
         let (packed, shifts, reach, readable, tileShifts) = gridTaps(weight, mask: mask, taps: taps, grid: grid)
         let product = TapProduct(packedTaps: packed, taps: shifts.count, outputs: outChannels, inputs: inChannels)
         let biases = bias?.scalars ?? [Float](repeating: 0, count: outChannels)
@@ -197,6 +201,10 @@ extension Kernels {
                                           needsInputGradient: Bool = true) -> (input: Tensor?, weight: Tensor, bias: Tensor) {
         let (outChannels, inChannels, total) = (weight.shape[0], weight.shape[1], grid.total)
         precondition(gradient.shape == [outChannels, total], "gridConv2DBackward: gradient \(gradient.shape) is not [\(outChannels), \(total)]")
+        if let winograd = RowWinograd(weight: weight, mask: mask, taps: taps, grid: grid) {
+            return winogradGridConv2DBackward(gradient, input: x, winograd, mask: mask, weightShape: weight.shape, reluInput: reluInput,
+                                              residual: residual, needsInputGradient: needsInputGradient)
+        }
         let (packed, shifts, reach, readable, tileShifts) = gridTaps(weight, mask: mask, taps: taps, grid: grid)
         let (lo, hi) = (readable.lowerBound, readable.upperBound)
         // The input gradient is the same kind of product with each tap's weights transposed and its

@@ -29,4 +29,21 @@ int seriatim_tap_convolution(int outputs, int inputs, int taps, const float *pac
    Returns 0 (and does nothing) if the CPU lacks AVX2 + FMA or outputs is not a multiple of 4. */
 int seriatim_tap_weight_gradient(int outputs, int inputs, int taps, const float *gradient, long gradientLd,
                                  const float *input, long inputLd, const long *shifts, long columns, float *weightGradient);
+
+/* Winograd F(4, 3) along a row of `tiles` tiles of four columns (at most 1024 tiles), with the six
+   transform points of tile k at points[ξ · plane + k]. The two that write points write whole blocks
+   of eight tiles: up to 7 points past the last tile of each plane (the next row's, if written after,
+   or padding). Each returns 0 (and does nothing) for a tile
+   count out of range; call them only where `seriatim_tap_convolution_available()`.
+   Input: points = Bᵀ · row[4k … 4k + 5] (row at column −1 of the image row; its ReLU with `relu`). */
+int seriatim_winograd_input(const float *row, int tiles, int relu, float *points, long plane);
+/* Output: row[4k … 4k + 3] = Aᵀ · points + bias (+ residual[4k …] when not NULL). */
+int seriatim_winograd_output(const float *points, long plane, int tiles, float bias, const float *residual, float *row);
+/* The adjoint of the output transform: points = A · row[4k … 4k + 3]. */
+int seriatim_winograd_gradient(const float *row, int tiles, float *points, long plane);
+/* The adjoint of the input transform, overlapping tiles added, for the image columns 0 … 4·tiles − 1:
+   row[c] = (B · points)[column c], zero where gate[c] ≤ 0 (when gate is not NULL), plus residual[c]
+   (when not NULL). */
+int seriatim_winograd_input_gradient(const float *points, long plane, int tiles, const float *gate,
+                                     const float *residual, float *row);
 #endif

@@ -1,0 +1,174 @@
+/* The row transforms of Winograd's F(4, 3) (Lavin & Gray 2016) for a grid convolution whose rows
+   are tiles of four columns (see Tensors/Kernels+RowWinograd.swift): Bᵀ on six inputs per tile, Aᵀ on
+   six transform points per tile, and their adjoints. Eight tiles at a time: the four columns of each
+   tile are split into four vectors over tiles (a 4×8 transpose) and joined back the same way. Each
+   row goes through a zero-padded line on the stack, so a partial block of tiles reads and writes
+   nothing beyond the row; transform planes are read and written with masked loads and stores. */
+#include "CKernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define AVX2 __attribute__((target("avx2,fma")))
+
+/* Lines hold up to this many tiles (4096 columns) plus a block of slack. */
+enum { maximumTiles = 1024, lineLength = 4 * maximumTiles + 48 };
+
+AVX2 static __m256i tileMask(int count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* d[j][l] = source[4l + j] for tiles l < 8 and columns j < 4 (32 floats readable). */
+AVX2 static void split(const float *source, __m256 d[4]) {
+    __m256 a0 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(source)), _mm_loadu_ps(source + 16), 1);
+    __m256 a1 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(source + 4)), _mm_loadu_ps(source + 20), 1);
+    __m256 a2 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(source + 8)), _mm_loadu_ps(source + 24), 1);
+    __m256 a3 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(source + 12)), _mm_loadu_ps(source + 28), 1);
+    __m256 l01 = _mm256_unpacklo_ps(a0, a1), l23 = _mm256_unpacklo_ps(a2, a3);
+    __m256 h01 = _mm256_unpackhi_ps(a0, a1), h23 = _mm256_unpackhi_ps(a2, a3);
+    d[0] = _mm256_shuffle_ps(l01, l23, 0x44);
+    d[1] = _mm256_shuffle_ps(l01, l23, 0xEE);
+    d[2] = _mm256_shuffle_ps(h01, h23, 0x44);
+    d[3] = _mm256_shuffle_ps(h01, h23, 0xEE);
+}
+
+/* The inverse of `split`: target[4l + j] = d[j][l] (32 floats). */
+AVX2 static void join(const __m256 d[4], float *target) {
+    __m256 l01 = _mm256_unpacklo_ps(d[0], d[1]), l23 = _mm256_unpacklo_ps(d[2], d[3]);
+    __m256 h01 = _mm256_unpackhi_ps(d[0], d[1]), h23 = _mm256_unpackhi_ps(d[2], d[3]);
+    __m256 t04 = _mm256_shuffle_ps(l01, l23, 0x44), t15 = _mm256_shuffle_ps(l01, l23, 0xEE);
+    __m256 t26 = _mm256_shuffle_ps(h01, h23, 0x44), t37 = _mm256_shuffle_ps(h01, h23, 0xEE);
+    _mm256_storeu_ps(target, _mm256_permute2f128_ps(t04, t15, 0x20));
+    _mm256_storeu_ps(target + 8, _mm256_permute2f128_ps(t26, t37, 0x20));
+    _mm256_storeu_ps(target + 16, _mm256_permute2f128_ps(t04, t15, 0x31));
+    _mm256_storeu_ps(target + 24, _mm256_permute2f128_ps(t26, t37, 0x31));
+}
+
+AVX2 static void loadPoints(const float *points, long plane, int count, __m256 m[6]) {
+    __m256i mask = tileMask(count);
+    for (int xi = 0; xi < 6; xi++) m[xi] = count >= 8 ? _mm256_loadu_ps(points + xi * plane) : _mm256_maskload_ps(points + xi * plane, mask);
+}
+
+/* Whole vectors, also past a partial block's last tile (masked stores are slow on AMD). */
+AVX2 static void storePoints(const __m256 v[6], float *points, long plane) {
+    for (int xi = 0; xi < 6; xi++) _mm256_storeu_ps(points + xi * plane, v[xi]);
+}
+
+AVX2 int seriatim_winograd_input(const float *row, int tiles, int relu, float *points, long plane) {
+    if (tiles < 1 || tiles > maximumTiles) return 0;
+    float line[lineLength];
+    int columns = 4 * tiles + 2, padded = 32 * ((tiles + 7) / 8) + 8;
+    for (int c = 0; c < columns; c++) line[c] = relu && row[c] < 0 ? 0 : row[c];
+    memset(line + columns, 0, sizeof(float) * (size_t)(padded - columns));
+    const __m256 two = _mm256_set1_ps(2), four = _mm256_set1_ps(4), five = _mm256_set1_ps(5);
+    for (int k = 0; k < tiles; k += 8) {
+        __m256 d[4], e[4], v[6];
+        split(line + 4 * k, d);      /* inputs 0…3 of each tile */
+        split(line + 4 * k + 4, e);  /* inputs 4, 5: the next tile's 0, 1 */
+        __m256 d4 = e[0], d5 = e[1];
+        v[0] = _mm256_add_ps(_mm256_fmsub_ps(four, d[0], _mm256_mul_ps(five, d[2])), d4);
+        v[1] = _mm256_fnmadd_ps(four, _mm256_add_ps(d[1], d[2]), _mm256_add_ps(d[3], d4));
+        v[2] = _mm256_fmadd_ps(four, _mm256_sub_ps(d[1], d[2]), _mm256_sub_ps(d4, d[3]));
+        v[3] = _mm256_fmadd_ps(two, _mm256_sub_ps(d[3], d[1]), _mm256_sub_ps(d4, d[2]));
+        v[4] = _mm256_fmadd_ps(two, _mm256_sub_ps(d[1], d[3]), _mm256_sub_ps(d4, d[2]));
+        v[5] = _mm256_add_ps(_mm256_fmsub_ps(four, d[1], _mm256_mul_ps(five, d[3])), d5);
+        storePoints(v, points + k, plane);
+    }
+    return 1;
+}
+
+AVX2 int seriatim_winograd_output(const float *points, long plane, int tiles, float bias, const float *residual, float *row) {
+    if (tiles < 1 || tiles > maximumTiles) return 0;
+    float line[lineLength];
+    const __m256 two = _mm256_set1_ps(2), four = _mm256_set1_ps(4), eight = _mm256_set1_ps(8), b = _mm256_set1_ps(bias);
+    for (int k = 0; k < tiles; k += 8) {
+        __m256 m[6], y[4];
+        loadPoints(points + k, plane, tiles - k, m);
+        __m256 p = _mm256_add_ps(m[1], m[2]), q = _mm256_sub_ps(m[1], m[2]);
+        __m256 a = _mm256_add_ps(m[3], m[4]), c = _mm256_sub_ps(m[3], m[4]);
+        y[0] = _mm256_add_ps(_mm256_add_ps(m[0], b), _mm256_add_ps(p, a));
+        y[1] = _mm256_fmadd_ps(two, c, _mm256_add_ps(q, b));
+        y[2] = _mm256_fmadd_ps(four, a, _mm256_add_ps(p, b));
+        y[3] = _mm256_fmadd_ps(eight, c, _mm256_add_ps(_mm256_add_ps(q, m[5]), b));
+        join(y, line + 4 * k);
+    }
+    int columns = 4 * tiles;
+    if (residual) for (int c = 0; c < columns; c++) row[c] = line[c] + residual[c];
+    else for (int c = 0; c < columns; c++) row[c] = line[c];
+    return 1;
+}
+
+AVX2 int seriatim_winograd_gradient(const float *row, int tiles, float *points, long plane) {
+    if (tiles < 1 || tiles > maximumTiles) return 0;
+    float line[lineLength];
+    int columns = 4 * tiles, padded = 32 * ((tiles + 7) / 8);
+    for (int c = 0; c < columns; c++) line[c] = row[c];
+    memset(line + columns, 0, sizeof(float) * (size_t)(padded - columns));
+    const __m256 two = _mm256_set1_ps(2), four = _mm256_set1_ps(4), eight = _mm256_set1_ps(8);
+    for (int k = 0; k < tiles; k += 8) {
+        __m256 y[4], v[6];
+        split(line + 4 * k, y);
+        __m256 even = _mm256_add_ps(y[0], y[2]), odd = _mm256_add_ps(y[1], y[3]);
+        __m256 evenFour = _mm256_fmadd_ps(four, y[2], y[0]), oddEight = _mm256_fmadd_ps(eight, y[3], _mm256_mul_ps(two, y[1]));
+        v[0] = y[0];
+        v[1] = _mm256_add_ps(even, odd);
+        v[2] = _mm256_sub_ps(even, odd);
+        v[3] = _mm256_add_ps(evenFour, oddEight);
+        v[4] = _mm256_sub_ps(evenFour, oddEight);
+        v[5] = y[3];
+        storePoints(v, points + k, plane);
+    }
+    return 1;
+}
+
+AVX2 int seriatim_winograd_input_gradient(const float *points, long plane, int tiles, const float *gate,
+                                          const float *residual, float *row) {
+    if (tiles < 1 || tiles > maximumTiles) return 0;
+    /* low[4k + j]: column 4k − 1 + j from tile k's inputs 0…3; high[4k + 4 + j]: column 4k + 3 + j
+       from its inputs 4, 5 (the next tile's first two columns). */
+    float low[lineLength], high[lineLength];
+    int padded = 32 * ((tiles + 7) / 8) + 8;
+    for (int c = 0; c < 4; c++) high[c] = 0;
+    const __m256 two = _mm256_set1_ps(2), four = _mm256_set1_ps(4), five = _mm256_set1_ps(5), zero = _mm256_setzero_ps();
+    for (int k = 0; k < tiles; k += 8) {
+        __m256 v[6], d[4], e[4];
+        loadPoints(points + k, plane, tiles - k, v);
+        __m256 a = _mm256_add_ps(v[1], v[2]), b = _mm256_add_ps(v[3], v[4]);
+        d[0] = _mm256_mul_ps(four, v[0]);
+        d[1] = _mm256_fmadd_ps(four, _mm256_add_ps(_mm256_sub_ps(v[2], v[1]), v[5]), _mm256_mul_ps(two, _mm256_sub_ps(v[4], v[3])));
+        d[2] = _mm256_sub_ps(_mm256_fnmadd_ps(five, v[0], _mm256_fnmadd_ps(four, a, zero)), b);
+        d[3] = _mm256_fmadd_ps(two, _mm256_sub_ps(v[3], v[4]), _mm256_fnmadd_ps(five, v[5], _mm256_sub_ps(v[1], v[2])));
+        e[0] = _mm256_add_ps(_mm256_add_ps(v[0], a), b);
+        e[1] = v[5];
+        e[2] = zero;
+        e[3] = zero;
+        join(d, low + 4 * k);
+        join(e, high + 4 * k + 4);
+    }
+    for (int c = 32 * ((tiles + 7) / 8); c < padded; c++) low[c] = 0;  /* column 4·tiles − 1 has no tile k = tiles */
+    int columns = 4 * tiles;
+    for (int c = 0; c < columns; c++) {
+        float value = low[c + 1] + high[c + 1];
+        if (gate && !(gate[c] > 0)) value = 0;
+        row[c] = residual ? value + residual[c] : value;
+    }
+    return 1;
+}
+#else
+/* Unreachable: the row transforms are used only with the AVX2 tap products, which need x86-64. */
+int seriatim_winograd_input(const float *row, int tiles, int relu, float *points, long plane) {
+    (void)row; (void)tiles; (void)relu; (void)points; (void)plane; return 0;
+}
+int seriatim_winograd_output(const float *points, long plane, int tiles, float bias, const float *residual, float *row) {
+    (void)points; (void)plane; (void)tiles; (void)bias; (void)residual; (void)row; return 0;
+}
+int seriatim_winograd_gradient(const float *row, int tiles, float *points, long plane) {
+    (void)row; (void)tiles; (void)points; (void)plane; return 0;
+}
+int seriatim_winograd_input_gradient(const float *points, long plane, int tiles, const float *gate,
+                                     const float *residual, float *row) {
+    (void)points; (void)plane; (void)tiles; (void)gate; (void)residual; (void)row; return 0;
+}
+#endif

@@ -1,0 +1,255 @@
+import CKernels
+import Foundation
+
+// Grid convolutions of 3-wide kernels by Winograd's minimal filtering along each row, F(4, 3)
+// (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural Networks", the 1-D case): four
+// outputs of a 3-tap row correlation from six inputs take six products instead of twelve. A masked
+// 3×3 kernel is one 3-tap filter per kernel row it uses (a type-B mask: the row above and the centre
+// row, whose right tap the mask zeroes), so a tile of four outputs costs 6·rows products per input
+// and output channel against the 5 of direct taps per output: 12 per 4 outputs instead of 20.
+//
+// In the transform domain each of the six points ξ is a `TapProduct` whose taps are kernel rows and
+// whose shifts are whole transformed rows (`tiles` columns each): M_ξ = Σ_t U_ξ,t · V_ξ(row + s_t),
+// with V = Bᵀ·d per tile of six inputs, U = G·w per kernel row, and the outputs Aᵀ·M. The work runs in
+// chunks of grid rows whose transformed tiles stay in L2; transforms absorb the ReLU of the input,
+// the bias and residual (forward) and the ReLU gate and residual (input gradient), as the per-tap path
+// does in its tile loops. Padding keeps the grid invariant: zero at every padding position.
+//
+// Used where it is exact and the AVX2 products run: 3 columns wide, image width a multiple of 4,
+// a padding column on each side, channel counts that are multiples of 4.
+
+/// F(4, 3) along grid rows for one masked 3-wide grid convolution: the transformed weights and the
+/// row geometry.
+struct RowWinograd {
+    static let outputsPerTile = 4, points = 6
+    /// G (6×3): a kernel row's three taps → the six transform points.
+    static let g: [[Float]] = [[1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
+                               [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1]]
+    /// Grid rows per chunk: for 28 columns and 64 channels, a chunk's forward planes (V for 17 rows,
+    /// M for 16: 355 KB) stay in L2, and its 112 product columns are 7 blocks of 16.
+    static let chunkRows = 16
+
+    let outputs: Int, inputs: Int
+    /// The kernel rows that have taps, ascending, and each one's grid-row shift from the output row.
+    let kernelRows: [Int], rowShifts: [Int]
+    /// Tiles of four columns per image row.
+    let tiles: Int
+    let grid: ImageGrid
+    let taps: ConvolutionTaps
+    /// U[ξ][t][o][i]: `W ⊙ M` of kernel row t through G.
+    let transformed: [Float]
+
+    /// nil where the transform does not apply or the AVX2 products cannot run.
+    init?(weight: Tensor, mask: Tensor?, taps: ConvolutionTaps, grid: ImageGrid) {
+        let (o, i) = (weight.shape[0], weight.shape[1])
+        let layout = grid.layout
+        guard TapProduct.isAvailable, taps.kernelWidth == 3, !taps.taps.isEmpty, o % 4 == 0, i % 4 == 0,
+              grid.width % Self.outputsPerTile == 0, grid.width <= 4096, layout.padLeft >= 1, layout.padRight >= 1, grid.fits(taps) else { return nil }
+        let rows = Array(Set(taps.taps.map(\.row))).sorted()
+        guard rows.count * max(o, i) <= Int(SERIATIM_TAP_MAXIMUM_DEPTH) else { return nil }
+        (outputs, inputs, kernelRows, tiles, self.grid, self.taps) = (o, i, rows, grid.width / Self.outputsPerTile, grid, taps)
+        rowShifts = rows.map { $0 - taps.kernelHeight / 2 }
+        let (kh, kw, planes) = (taps.kernelHeight, taps.kernelWidth, rows.count * o * i)
+        var u = [Float](repeating: 0, count: Self.points * planes)
+        for tap in taps.taps {
+            let t = rows.firstIndex(of: tap.row)!
+            for oc in 0..<o { for ic in 0..<i {
+                let index = ((oc * i + ic) * kh + tap.row) * kw + tap.column
+                let w = weight.scalars[index] * (mask?.scalars[index] ?? 1)
+                for xi in 0..<Self.points { u[xi * planes + (t * o + oc) * i + ic] += Self.g[xi][tap.column] * w }
+            } }
+        }
+        transformed = u
+    }
+
+    var gridRows: Int { (grid.batch - 1) * grid.layout.imageRows + grid.height }
+    /// Grid rows a chunk reads beyond its own: the span of the row shifts.
+    var extraRows: Int { rowShifts.last! - rowShifts.first! }
+    /// The column of grid row g's first image position.
+    func rowStart(_ g: Int) -> Int { grid.origin + g * grid.layout.stride }
+    func isImageRow(_ g: Int) -> Bool { g % grid.layout.imageRows < grid.height }
+
+    /// One product per transform point, over kernel rows.
+    func products(transposed: Bool) -> [TapProduct] {
+        let planes = kernelRows.count * outputs * inputs
+        return (0..<Self.points).map { xi in
+            TapProduct(packedTaps: Array(transformed[xi * planes..<(xi + 1) * planes]), taps: kernelRows.count,
+                       outputs: outputs, inputs: inputs, transposed: transposed)!
+        }
+    }
+
+    /// Floats per transform plane of `channels` rows of `rows·tiles` points: the C transforms write
+    /// whole blocks of 8 tiles, up to 7 points past a plane's last row.
+    func plane(channels: Int, rows: Int) -> Int { channels * rows * tiles + 8 }
+
+    /// V for `rows` grid rows from `first` into six planes of `[channels, rows·tiles]`: Bᵀ times the six
+    /// inputs x[4k − 1 … 4k + 4] of each tile (their ReLU with `relu`); rows outside the grid are zero.
+    /// Rows in order: a row's spill past its last tile is overwritten by the next.
+    func transformInput(_ x: UnsafePointer<Float>, channels: Int, first: Int, rows: Int, relu: Bool, into v: UnsafeMutablePointer<Float>) {
+        let (total, plane, count) = (grid.total, plane(channels: channels, rows: rows), gridRows)
+        for c in 0..<channels {
+            for r in 0..<rows {
+                let (g, out) = (first + r, v + (c * rows + r) * tiles)
+                guard g >= 0 && g < count else {
+                    for xi in 0..<Self.points { (out + xi * plane).initialize(repeating: 0, count: tiles) }
+                    continue
+                }
+                seriatim_winograd_input(x + c * total + rowStart(g) - 1, Int32(tiles), relu ? 1 : 0, out, plane)
+            }
+        }
+    }
+}
+
+extension Kernels {
+    /// Runs `body(worker, start, end)` over chunks of `size` of `0..<count`, each worker taking a contiguous run.
+    static func forEachChunkByWorker(_ count: Int, size: Int, _ body: (Int, Int, Int) -> Void) {
+        let workers = Parallel.workerCount
+        let chunks = (count + size - 1) / size, perWorker = (chunks + workers - 1) / workers
+        Parallel.forEach(workers) { worker in
+            for chunk in min(chunks, worker * perWorker)..<min(chunks, (worker + 1) * perWorker) {
+                body(worker, chunk * size, min(count, (chunk + 1) * size))
+            }
+        }
+    }
+
+    /// Zeroes `[C, total]` outside the grid rows' columns (before the first row, after the last).
+    static func zeroOutsideRows(_ y: UnsafeMutablePointer<Float>, channels: Int, winograd w: RowWinograd) {
+        let (total, head, tail) = (w.grid.total, w.rowStart(0), min(w.grid.total, w.rowStart(w.gridRows)))
+        for c in 0..<channels {
+            (y + c * total).initialize(repeating: 0, count: head)
+            (y + c * total + tail).initialize(repeating: 0, count: total - tail)
+        }
+    }
+
+    /// `gridConv2D` by row Winograd: `[I, total]` → `[O, total]`.
+    static func winogradGridConv2D(_ x: Tensor, _ w: RowWinograd, bias: Tensor?, reluInput: Bool, residual: Bool) -> Tensor {
+        let (outChannels, inChannels, total, tiles, points) = (w.outputs, w.inputs, w.grid.total, w.tiles, RowWinograd.points)
+        let products = w.products(transposed: false)
+        let first = w.rowShifts.first!
+        let shifts = w.rowShifts.map { ($0 - first) * tiles }
+        let biases = bias?.scalars ?? [Float](repeating: 0, count: outChannels)
+        let chunk = RowWinograd.chunkRows, width = w.grid.width, stride = w.grid.layout.stride
+        let inputSize = points * w.plane(channels: inChannels, rows: chunk + w.extraRows), outputSize = points * w.plane(channels: outChannels, rows: chunk)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Parallel.workerCount * (inputSize + outputSize))
+        defer { scratch.deallocate() }
+        return Tensor(shape: [outChannels, total]) { out in
+            x.withUnsafeBufferPointer { xp in shifts.withUnsafeBufferPointer { sp in
+                let (h, y) = (xp.baseAddress!, out.baseAddress!)
+                forEachChunkByWorker(w.gridRows, size: chunk) { worker, g0, g1 in
+                    let rows = g1 - g0, vRows = rows + w.extraRows
+                    let v = scratch + worker * (inputSize + outputSize), m = v + inputSize
+                    w.transformInput(h, channels: inChannels, first: g0 + first, rows: vRows, relu: reluInput, into: v)
+                    let (vPlane, mPlane) = (w.plane(channels: inChannels, rows: vRows), w.plane(channels: outChannels, rows: rows))
+                    for xi in 0..<points {
+                        products[xi].accumulate(input: v + xi * vPlane, inputLd: vRows * tiles, shifts: sp.baseAddress!,
+                                                output: m + xi * mPlane, outputLd: rows * tiles, columns: rows * tiles, overwrite: true)
+                    }
+                    // Aᵀ·M per tile, plus bias and residual; padding rows and columns zero.
+                    for o in 0..<outChannels {
+                        for r in 0..<rows {
+                            let g = g0 + r, start = w.rowStart(g)
+                            let row = y + o * total + start, end = min(stride, total - start)
+                            guard w.isImageRow(g) else { row.initialize(repeating: 0, count: end); continue }
+                            seriatim_winograd_output(m + (o * rows + r) * tiles, mPlane, Int32(tiles), biases[o],
+                                                     residual ? h + o * total + start : nil, row)
+                            (row + width).initialize(repeating: 0, count: end - width)
+                        }
+                    }
+                }
+                zeroOutsideRows(y, channels: outChannels, winograd: w)
+            } }
+        }
+    }
+
+    /// `gridConv2DBackward` by row Winograd: gradients with respect to the input (when asked), the
+    /// weight (masked) and the bias.
+    static func winogradGridConv2DBackward(_ gradient: Tensor, input x: Tensor, _ w: RowWinograd, mask: Tensor?, weightShape: [Int],
+                                           reluInput: Bool, residual: Bool, needsInputGradient: Bool) -> (input: Tensor?, weight: Tensor, bias: Tensor) {
+        let (outChannels, inChannels, total, tiles, points) = (w.outputs, w.inputs, w.grid.total, w.tiles, RowWinograd.points)
+        let transposed = needsInputGradient ? w.products(transposed: true) : []
+        let (first, last) = (w.rowShifts.first!, w.rowShifts.last!)
+        let shifts = w.rowShifts.map { ($0 - first) * tiles }, reversed = w.rowShifts.map { (last - $0) * tiles }
+        let chunk = RowWinograd.chunkRows, width = w.grid.width, stride = w.grid.layout.stride
+        let (nRows, planes) = (w.kernelRows.count, w.kernelRows.count * outChannels * inChannels)
+        let inputSize = points * w.plane(channels: inChannels, rows: chunk + w.extraRows)
+        let gradientSize = points * w.plane(channels: outChannels, rows: chunk + w.extraRows), backSize = points * w.plane(channels: inChannels, rows: chunk)
+        let scratchSize = inputSize + gradientSize + backSize
+        let workers = Parallel.workerCount
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: workers * scratchSize)
+        defer { scratch.deallocate() }
+        // Per worker: dU[ξ][t][o][i], then the bias gradient.
+        let share = points * planes + outChannels
+        var partial = [Float](repeating: 0, count: workers * share)
+        var inputScalars = needsInputGradient ? [Float](unsafeUninitializedCapacity: inChannels * total) { _, n in n = inChannels * total } : []
+        gradient.withUnsafeBufferPointer { gp in x.withUnsafeBufferPointer { xp in
+            partial.withUnsafeMutableBufferPointer { pp in inputScalars.withUnsafeMutableBufferPointer { ip in
+                shifts.withUnsafeBufferPointer { sp in reversed.withUnsafeBufferPointer { rp in
+                let (dy, h, dx) = (gp.baseAddress!, xp.baseAddress!, ip.baseAddress)
+                forEachChunkByWorker(w.gridRows, size: chunk) { worker, g0, g1 in
+                    let rows = g1 - g0, extendedRows = rows + w.extraRows
+                    let v = scratch + worker * scratchSize, dm = v + inputSize, dv = dm + gradientSize
+                    let du = pp.baseAddress! + worker * share, db = du + points * planes
+                    let (start, end) = (w.rowStart(g0), min(total, w.rowStart(g1)))
+                    for o in 0..<outChannels { db[o] += VectorMath.sum(dy + o * total + start, count: end - start) }
+                    // dM = A·dy for output rows g0 − last ..< g1 − first (the input gradient of rows g0..<g1
+                    // reads them all); rows outside the grid are zero.
+                    let mPlane = w.plane(channels: outChannels, rows: extendedRows)
+                    for o in 0..<outChannels {
+                        for r in 0..<extendedRows {
+                            let (g, target) = (g0 - last + r, dm + (o * extendedRows + r) * tiles)
+                            guard g >= 0 && g < w.gridRows else {
+                                for xi in 0..<points { (target + xi * mPlane).initialize(repeating: 0, count: tiles) }
+                                continue
+                            }
+                            seriatim_winograd_gradient(dy + o * total + w.rowStart(g), Int32(tiles), target, mPlane)
+                        }
+                    }
+                    // dU_ξ,t += dM_ξ(own rows) · V_ξ(row + s_t)ᵀ.
+                    w.transformInput(h, channels: inChannels, first: g0 + first, rows: extendedRows, relu: reluInput, into: v)
+                    let vPlane = w.plane(channels: inChannels, rows: extendedRows)
+                    for xi in 0..<points {
+                        let done = TapProduct.accumulateWeightGradient(
+                            outputs: outChannels, inputs: inChannels, taps: nRows, gradient: dm + xi * mPlane + last * tiles,
+                            gradientLd: extendedRows * tiles, input: v + xi * vPlane, inputLd: extendedRows * tiles,
+                            shifts: sp.baseAddress!, columns: rows * tiles, into: du + xi * planes)
+                        precondition(done, "RowWinograd: the weight-gradient kernel refused a product it was built for")
+                    }
+                    guard let dx else { return }
+                    // dV_ξ(rows g0..<g1) = Σ_t U_ξ,tᵀ · dM_ξ(row − s_t); then dx = B·dV per tile, overlapping tiles added.
+                    let dvPlane = w.plane(channels: inChannels, rows: rows)
+                    for xi in 0..<points {
+                        transposed[xi].accumulate(input: dm + xi * mPlane, inputLd: extendedRows * tiles, shifts: rp.baseAddress!,
+                                                  output: dv + xi * dvPlane, outputLd: rows * tiles, columns: rows * tiles, overwrite: true)
+                    }
+                    for i in 0..<inChannels {
+                        for r in 0..<rows {
+                            let g = g0 + r, start = w.rowStart(g)
+                            let row = dx + i * total + start, end = min(stride, total - start)
+                            guard w.isImageRow(g) else { row.initialize(repeating: 0, count: end); continue }
+                            seriatim_winograd_input_gradient(dv + (i * rows + r) * tiles, dvPlane, Int32(tiles), reluInput ? h + i * total + start : nil,
+                                                             residual ? dy + i * total + start : nil, row)
+                            (row + width).initialize(repeating: 0, count: end - width)
+                        }
+                    }
+                }
+                if let dx { zeroOutsideRows(dx, channels: inChannels, winograd: w) }
+            } } } }
+        } }
+        var sums = [Float](partial[0..<share])
+        for worker in 1..<workers { for j in 0..<share { sums[j] += partial[worker * share + j] } }
+        // dW[o, i, row_t, column] = Σ_ξ G[ξ][column] · dU[ξ][t][o][i], at the active taps, times the mask.
+        let (kh, kw) = (weightShape[2], weightShape[3])
+        var weightGradient = Tensor.zeros(weightShape)
+        for tap in w.taps.taps {
+            let t = w.kernelRows.firstIndex(of: tap.row)!
+            for o in 0..<outChannels { for i in 0..<inChannels {
+                let index = ((o * inChannels + i) * kh + tap.row) * kw + tap.column
+                var value: Float = 0
+                for xi in 0..<points { value += RowWinograd.g[xi][tap.column] * sums[xi * planes + (t * outChannels + o) * inChannels + i] }
+                weightGradient.scalars[index] = value * (mask?.scalars[index] ?? 1)
+            } }
+        }
+        let inputGradient = needsInputGradient ? Tensor(shape: [inChannels, total], scalars: inputScalars) : nil
+        return (inputGradient, weightGradient, Tensor(shape: [outChannels], scalars: [Float](sums[(points * planes)...])))
+    }
+}
