@@ -56,10 +56,11 @@ AVX2 static void storePoints(const __m256 v[6], float *points, long plane) {
     for (int xi = 0; xi < 6; xi++) _mm256_storeu_ps(points + xi * plane, v[xi]);
 }
 
-AVX2 int seriatim_winograd_input(const float *row, int tiles, int relu, float *points, long plane) {
+AVX2 int seriatim_winograd_input(const float *row, int tiles, int relu, float *points, long plane, long prefetch) {
     if (tiles < 1 || tiles > maximumTiles) return 0;
     float line[lineLength];
     int columns = 4 * tiles + 2, padded = 32 * ((tiles + 7) / 8) + 8;
+    if (prefetch) for (int c = 0; c < columns; c += 16) __builtin_prefetch(row + prefetch + c);
     for (int c = 0; c < columns; c++) line[c] = relu && row[c] < 0 ? 0 : row[c];
     memset(line + columns, 0, sizeof(float) * (size_t)(padded - columns));
     const __m256 two = _mm256_set1_ps(2), four = _mm256_set1_ps(4), five = _mm256_set1_ps(5);
@@ -124,8 +125,9 @@ AVX2 int seriatim_winograd_gradient(const float *row, int tiles, float *points, 
 }
 
 AVX2 int seriatim_winograd_input_gradient(const float *points, long plane, int tiles, const float *gate,
-                                          const float *residual, float *row) {
+                                          const float *residual, float *row, long prefetch) {
     if (tiles < 1 || tiles > maximumTiles) return 0;
+    if (prefetch && gate) for (int c = 0; c < 4 * tiles; c += 16) __builtin_prefetch(gate + prefetch + c);
     /* low[4k + j]: column 4k − 1 + j from tile k's inputs 0…3; high[4k + 4 + j]: column 4k + 3 + j
        from its inputs 4, 5 (the next tile's first two columns). */
     float low[lineLength], high[lineLength];
@@ -158,8 +160,8 @@ AVX2 int seriatim_winograd_input_gradient(const float *points, long plane, int t
 }
 #else
 /* Unreachable: the row transforms are used only with the AVX2 tap products, which need x86-64. */
-int seriatim_winograd_input(const float *row, int tiles, int relu, float *points, long plane) {
-    (void)row; (void)tiles; (void)relu; (void)points; (void)plane; return 0;
+int seriatim_winograd_input(const float *row, int tiles, int relu, float *points, long plane, long prefetch) {
+    (void)row; (void)tiles; (void)relu; (void)points; (void)plane; (void)prefetch; return 0;
 }
 int seriatim_winograd_output(const float *points, long plane, int tiles, float bias, const float *residual, float *row) {
     (void)points; (void)plane; (void)tiles; (void)bias; (void)residual; (void)row; return 0;
@@ -168,7 +170,7 @@ int seriatim_winograd_gradient(const float *row, int tiles, float *points, long 
     (void)row; (void)tiles; (void)points; (void)plane; return 0;
 }
 int seriatim_winograd_input_gradient(const float *points, long plane, int tiles, const float *gate,
-                                     const float *residual, float *row) {
-    (void)points; (void)plane; (void)tiles; (void)gate; (void)residual; (void)row; return 0;
+                                     const float *residual, float *row, long prefetch) {
+    (void)points; (void)plane; (void)tiles; (void)gate; (void)residual; (void)row; (void)prefetch; return 0;
 }
 #endif

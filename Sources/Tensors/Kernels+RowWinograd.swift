@@ -94,7 +94,7 @@ struct RowWinograd {
                     for xi in 0..<Self.points { (out + xi * plane).initialize(repeating: 0, count: tiles) }
                     continue
                 }
-                seriatim_winograd_input(x + c * total + rowStart(g) - 1, Int32(tiles), relu ? 1 : 0, out, plane)
+                seriatim_winograd_input(x + c * total + rowStart(g) - 1, Int32(tiles), relu ? 1 : 0, out, plane, c + 1 < channels ? total : 0)
             }
         }
     }
@@ -227,7 +227,7 @@ extension Kernels {
                             let row = dx + i * total + start, end = min(stride, total - start)
                             guard w.isImageRow(g) else { row.initialize(repeating: 0, count: end); continue }
                             seriatim_winograd_input_gradient(dv + (i * rows + r) * tiles, dvPlane, Int32(tiles), reluInput ? h + i * total + start : nil,
-                                                             residual ? dy + i * total + start : nil, row)
+                                                             residual ? dy + i * total + start : nil, row, i + 1 < inChannels ? total : 0)
                             (row + width).initialize(repeating: 0, count: end - width)
                         }
                     }

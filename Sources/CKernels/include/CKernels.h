@@ -34,9 +34,11 @@ int seriatim_tap_weight_gradient(int outputs, int inputs, int taps, const float 
    transform points of tile k at points[ξ · plane + k]. The two that write points write whole blocks
    of eight tiles: up to 7 points past the last tile of each plane (the next row's, if written after,
    or padding). Each returns 0 (and does nothing) for a tile
-   count out of range; call them only where `seriatim_tap_convolution_available()`.
+   count out of range; call them only where `seriatim_tap_convolution_available()`. A `prefetch`
+   other than 0 asks for the input row (or gate) that many floats on, the next channel's, to be
+   fetched into cache meanwhile.
    Input: points = Bᵀ · row[4k … 4k + 5] (row at column −1 of the image row; its ReLU with `relu`). */
-int seriatim_winograd_input(const float *row, int tiles, int relu, float *points, long plane);
+int seriatim_winograd_input(const float *row, int tiles, int relu, float *points, long plane, long prefetch);
 /* Output: row[4k … 4k + 3] = Aᵀ · points + bias (+ residual[4k …] when not NULL). */
 int seriatim_winograd_output(const float *points, long plane, int tiles, float bias, const float *residual, float *row);
 /* The adjoint of the output transform: points = A · row[4k … 4k + 3]. */
@@ -45,5 +47,5 @@ int seriatim_winograd_gradient(const float *row, int tiles, float *points, long 
    row[c] = (B · points)[column c], zero where gate[c] ≤ 0 (when gate is not NULL), plus residual[c]
    (when not NULL). */
 int seriatim_winograd_input_gradient(const float *points, long plane, int tiles, const float *gate,
-                                     const float *residual, float *row);
+                                     const float *residual, float *row, long prefetch);
 #endif
