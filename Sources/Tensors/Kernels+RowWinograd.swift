@@ -50,16 +50,21 @@ struct RowWinograd {
         (outputs, inputs, kernelRows, tiles, self.grid, self.taps) = (o, i, rows, grid.width / Self.outputsPerTile, grid, taps)
         rowShifts = rows.map { $0 - taps.kernelHeight / 2 }
         let (kh, kw, planes) = (taps.kernelHeight, taps.kernelWidth, rows.count * o * i)
-        var u = [Float](repeating: 0, count: Self.points * planes)
-        for tap in taps.taps {
-            let t = rows.firstIndex(of: tap.row)!
-            for oc in 0..<o { for ic in 0..<i {
-                let index = ((oc * i + ic) * kh + tap.row) * kw + tap.column
-                let w = weight.scalars[index] * (mask?.scalars[index] ?? 1)
-                for xi in 0..<Self.points { u[xi * planes + (t * o + oc) * i + ic] += Self.g[xi][tap.column] * w }
-            } }
+        let masked = mask.map { Kernels.binary(.multiply, weight, $0) } ?? weight
+        transformed = [Float](unsafeUninitializedCapacity: Self.points * planes) { u, count in
+            u.initialize(repeating: 0)
+            masked.withUnsafeBufferPointer { w in
+                for tap in taps.taps {
+                    let t = rows.firstIndex(of: tap.row)!
+                    for xi in 0..<Self.points {
+                        let (factor, target) = (Self.g[xi][tap.column], u.baseAddress! + xi * planes + t * o * i)
+                        guard factor != 0 else { continue }
+                        for j in 0..<(o * i) { target[j] += factor * w[(j * kh + tap.row) * kw + tap.column] }
+                    }
+                }
+            }
+            count = Self.points * planes
         }
-        transformed = u
     }
 
     var gridRows: Int { (grid.batch - 1) * grid.layout.imageRows + grid.height }
