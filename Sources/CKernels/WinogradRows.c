@@ -101,13 +101,14 @@ AVX2 int seriatim_winograd_output(const float *points, long plane, int tiles, fl
     return 1;
 }
 
-AVX2 int seriatim_winograd_gradient(const float *row, int tiles, float *points, long plane) {
+AVX2 int seriatim_winograd_gradient(const float *row, int tiles, float *points, long plane, float *sum) {
     if (tiles < 1 || tiles > maximumTiles) return 0;
     float line[lineLength];
     int columns = 4 * tiles, padded = 32 * ((tiles + 7) / 8);
     for (int c = 0; c < columns; c++) line[c] = row[c];
     memset(line + columns, 0, sizeof(float) * (size_t)(padded - columns));
     const __m256 two = _mm256_set1_ps(2), four = _mm256_set1_ps(4), eight = _mm256_set1_ps(8);
+    __m256 total = _mm256_setzero_ps();
     for (int k = 0; k < tiles; k += 8) {
         __m256 y[4], v[6];
         split(line + 4 * k, y);
@@ -119,7 +120,13 @@ AVX2 int seriatim_winograd_gradient(const float *row, int tiles, float *points, 
         v[3] = _mm256_add_ps(evenFour, oddEight);
         v[4] = _mm256_sub_ps(evenFour, oddEight);
         v[5] = y[3];
+        total = _mm256_add_ps(total, v[1]);  /* point 1 is the sum of the tile's four columns */
         storePoints(v, points + k, plane);
+    }
+    if (sum) {
+        __m128 half = _mm_add_ps(_mm256_castps256_ps128(total), _mm256_extractf128_ps(total, 1));
+        half = _mm_add_ps(half, _mm_movehl_ps(half, half));
+        *sum += _mm_cvtss_f32(_mm_add_ss(half, _mm_movehdup_ps(half)));
     }
     return 1;
 }
@@ -166,8 +173,8 @@ int seriatim_winograd_input(const float *row, int tiles, int relu, float *points
 int seriatim_winograd_output(const float *points, long plane, int tiles, float bias, const float *residual, float *row) {
     (void)points; (void)plane; (void)tiles; (void)bias; (void)residual; (void)row; return 0;
 }
-int seriatim_winograd_gradient(const float *row, int tiles, float *points, long plane) {
-    (void)row; (void)tiles; (void)points; (void)plane; return 0;
+int seriatim_winograd_gradient(const float *row, int tiles, float *points, long plane, float *sum) {
+    (void)row; (void)tiles; (void)points; (void)plane; (void)sum; return 0;
 }
 int seriatim_winograd_input_gradient(const float *points, long plane, int tiles, const float *gate,
                                      const float *residual, float *row, long prefetch) {

@@ -194,10 +194,9 @@ extension Kernels {
                     let rows = g1 - g0, extendedRows = rows + w.extraRows
                     let v = scratch + worker * scratchSize, dm = v + inputSize, dv = dm + gradientSize
                     let du = pp.baseAddress! + worker * share, db = du + points * planes
-                    let (start, end) = (w.rowStart(g0), min(total, w.rowStart(g1)))
-                    for o in 0..<outChannels { db[o] += VectorMath.sum(dy + o * total + start, count: end - start) }
                     // dM = A·dy for output rows g0 − last ..< g1 − first (the input gradient of rows g0..<g1
-                    // reads them all); rows outside the grid are zero.
+                    // reads them all); rows outside the grid are zero. The chunk's own rows' sums are its
+                    // share of the bias gradient (padding columns are zero).
                     let mPlane = w.plane(channels: outChannels, rows: extendedRows)
                     for o in 0..<outChannels {
                         for r in 0..<extendedRows {
@@ -206,7 +205,7 @@ extension Kernels {
                                 for xi in 0..<points { (target + xi * mPlane).initialize(repeating: 0, count: tiles) }
                                 continue
                             }
-                            seriatim_winograd_gradient(dy + o * total + w.rowStart(g), Int32(tiles), target, mPlane)
+                            seriatim_winograd_gradient(dy + o * total + w.rowStart(g), Int32(tiles), target, mPlane, g >= g0 && g < g1 ? db + o : nil)
                         }
                     }
                     // dU_ξ,t += dM_ξ(own rows) · V_ξ(row + s_t)ᵀ.

@@ -41,8 +41,9 @@ int seriatim_tap_weight_gradient(int outputs, int inputs, int taps, const float 
 int seriatim_winograd_input(const float *row, int tiles, int relu, float *points, long plane, long prefetch);
 /* Output: row[4k … 4k + 3] = Aᵀ · points + bias (+ residual[4k …] when not NULL). */
 int seriatim_winograd_output(const float *points, long plane, int tiles, float bias, const float *residual, float *row);
-/* The adjoint of the output transform: points = A · row[4k … 4k + 3]. */
-int seriatim_winograd_gradient(const float *row, int tiles, float *points, long plane);
+/* The adjoint of the output transform: points = A · row[4k … 4k + 3]; adds the row's sum to *sum
+   when `sum` is not NULL (a bias gradient). */
+int seriatim_winograd_gradient(const float *row, int tiles, float *points, long plane, float *sum);
 /* The adjoint of the input transform, overlapping tiles added, for the image columns 0 … 4·tiles − 1:
    row[c] = (B · points)[column c], zero where gate[c] ≤ 0 (when gate is not NULL), plus residual[c]
    (when not NULL). */
