@@ -74,6 +74,23 @@ struct RowWinograd {
     func rowStart(_ g: Int) -> Int { grid.origin + g * grid.layout.stride }
     func isImageRow(_ g: Int) -> Bool { g % grid.layout.imageRows < grid.height }
 
+    /// Fills grid rows `first ..< first + rows` of every channel of a `[C, total]` tensor: `body(c, r, row)`
+    /// writes the image columns of row `first + r` of channel c at `row`; padding rows and the padding
+    /// columns after each row are zeroed.
+    func writeRows(_ y: UnsafeMutablePointer<Float>, channels: Int, first: Int, rows: Int,
+                   _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+        let (total, stride, width) = (grid.total, grid.layout.stride, grid.width)
+        for c in 0..<channels {
+            for r in 0..<rows {
+                let g = first + r, start = rowStart(g)
+                let row = y + c * total + start, end = min(stride, total - start)
+                guard isImageRow(g) else { row.initialize(repeating: 0, count: end); continue }
+                body(c, r, row)
+                (row + width).initialize(repeating: 0, count: end - width)
+            }
+        }
+    }
+
     /// One product per transform point, over kernel rows.
     func products(transposed: Bool) -> [TapProduct] {
         let planes = kernelRows.count * outputs * inputs
@@ -133,7 +150,7 @@ extension Kernels {
         let first = w.rowShifts.first!
         let shifts = w.rowShifts.map { ($0 - first) * tiles }
         let biases = bias?.scalars ?? [Float](repeating: 0, count: outChannels)
-        let chunk = RowWinograd.chunkRows, width = w.grid.width, stride = w.grid.layout.stride
+        let chunk = RowWinograd.chunkRows
         let inputSize = points * w.plane(channels: inChannels, rows: chunk + w.extraRows), outputSize = points * w.plane(channels: outChannels, rows: chunk)
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Parallel.workerCount * (inputSize + outputSize))
         defer { scratch.deallocate() }
@@ -150,15 +167,9 @@ extension Kernels {
                                                 output: m + xi * mPlane, outputLd: rows * tiles, columns: rows * tiles, overwrite: true)
                     }
                     // Aᵀ·M per tile, plus bias and residual; padding rows and columns zero.
-                    for o in 0..<outChannels {
-                        for r in 0..<rows {
-                            let g = g0 + r, start = w.rowStart(g)
-                            let row = y + o * total + start, end = min(stride, total - start)
-                            guard w.isImageRow(g) else { row.initialize(repeating: 0, count: end); continue }
-                            seriatim_winograd_output(m + (o * rows + r) * tiles, mPlane, Int32(tiles), biases[o],
-                                                     residual ? h + o * total + start : nil, row)
-                            (row + width).initialize(repeating: 0, count: end - width)
-                        }
+                    w.writeRows(y, channels: outChannels, first: g0, rows: rows) { o, r, row in
+                        seriatim_winograd_output(m + (o * rows + r) * tiles, mPlane, Int32(tiles), biases[o],
+                                                 residual ? h + (row - y) : nil, row)
                     }
                 }
                 zeroOutsideRows(y, channels: outChannels, winograd: w)
@@ -174,7 +185,7 @@ extension Kernels {
         let transposed = needsInputGradient ? w.products(transposed: true) : []
         let (first, last) = (w.rowShifts.first!, w.rowShifts.last!)
         let shifts = w.rowShifts.map { ($0 - first) * tiles }, reversed = w.rowShifts.map { (last - $0) * tiles }
-        let chunk = RowWinograd.chunkRows, width = w.grid.width, stride = w.grid.layout.stride
+        let chunk = RowWinograd.chunkRows
         let (nRows, planes) = (w.kernelRows.count, w.kernelRows.count * outChannels * inChannels)
         let inputSize = points * w.plane(channels: inChannels, rows: chunk + w.extraRows)
         let gradientSize = points * w.plane(channels: outChannels, rows: chunk + w.extraRows), backSize = points * w.plane(channels: inChannels, rows: chunk)
@@ -225,15 +236,10 @@ extension Kernels {
                         transposed[xi].accumulate(input: dm + xi * mPlane, inputLd: extendedRows * tiles, shifts: rp.baseAddress!,
                                                   output: dv + xi * dvPlane, outputLd: rows * tiles, columns: rows * tiles, overwrite: true)
                     }
-                    for i in 0..<inChannels {
-                        for r in 0..<rows {
-                            let g = g0 + r, start = w.rowStart(g)
-                            let row = dx + i * total + start, end = min(stride, total - start)
-                            guard w.isImageRow(g) else { row.initialize(repeating: 0, count: end); continue }
-                            seriatim_winograd_input_gradient(dv + (i * rows + r) * tiles, dvPlane, Int32(tiles), reluInput ? h + i * total + start : nil,
-                                                             residual ? dy + i * total + start : nil, row, i + 1 < inChannels ? total : 0)
-                            (row + width).initialize(repeating: 0, count: end - width)
-                        }
+                    w.writeRows(dx, channels: inChannels, first: g0, rows: rows) { i, r, row in
+                        let offset = row - dx  // the same position in the input and the output gradient
+                        seriatim_winograd_input_gradient(dv + (i * rows + r) * tiles, dvPlane, Int32(tiles), reluInput ? h + offset : nil,
+                                                         residual ? dy + offset : nil, row, i + 1 < inChannels ? total : 0)
                     }
                 }
                 if let dx { zeroOutsideRows(dx, channels: inChannels, winograd: w) }
@@ -241,18 +247,17 @@ extension Kernels {
         } }
         var sums = [Float](partial[0..<share])
         for worker in 1..<workers { for j in 0..<share { sums[j] += partial[worker * share + j] } }
-        // dW[o, i, row_t, column] = Σ_ξ G[ξ][column] · dU[ξ][t][o][i], at the active taps, times the mask.
-        let (kh, kw) = (weightShape[2], weightShape[3])
-        var weightGradient = Tensor.zeros(weightShape)
-        for tap in w.taps.taps {
+        // Each active tap's gradient, `[taps, O, I]` as the direct path packs it: Σ_ξ G[ξ][column] · dU[ξ][t of its row].
+        let pairs = outChannels * inChannels
+        var packed = [Float](repeating: 0, count: w.taps.taps.count * pairs)
+        for (index, tap) in w.taps.taps.enumerated() {
             let t = w.kernelRows.firstIndex(of: tap.row)!
-            for o in 0..<outChannels { for i in 0..<inChannels {
-                let index = ((o * inChannels + i) * kh + tap.row) * kw + tap.column
-                var value: Float = 0
-                for xi in 0..<points { value += RowWinograd.g[xi][tap.column] * sums[xi * planes + (t * outChannels + o) * inChannels + i] }
-                weightGradient.scalars[index] = value * (mask?.scalars[index] ?? 1)
-            } }
+            for xi in 0..<points where RowWinograd.g[xi][tap.column] != 0 {
+                let (factor, source) = (RowWinograd.g[xi][tap.column], xi * planes + t * pairs)
+                for j in 0..<pairs { packed[index * pairs + j] += factor * sums[source + j] }
+            }
         }
+        let weightGradient = unpackTaps(packed, weightShape: weightShape, mask: mask, taps: w.taps)
         let inputGradient = needsInputGradient ? Tensor(shape: [inChannels, total], scalars: inputScalars) : nil
         return (inputGradient, weightGradient, Tensor(shape: [outChannels], scalars: [Float](sums[(points * planes)...])))
     }
