@@ -309,20 +309,25 @@ public struct ProgressDisplay {
     public enum Mode { case automatic, bar, lines, silent }
     public var mode: Mode
     private var total = 0
-    private var startStep = 0
     private var isTerminal: Bool
+    private var pace = RecentPace()
 
     public init(mode: Mode = .automatic) {
         self.mode = mode
         isTerminal = isatty(STDERR_FILENO) == 1
     }
 
-    mutating func begin(totalSteps: Int, startStep: Int) { total = totalSteps; self.startStep = startStep }
+    mutating func begin(totalSteps: Int, startStep: Int) {
+        total = totalSteps
+        pace = RecentPace()
+        pace.record(step: startStep, seconds: 0)
+    }
 
     /// - Parameter validation: the latest validation NLL in bits per dimension.
-    func update(step: Int, loss: Double, validation: Double?, itemsPerSecond: Double, elapsed: Double, logEvery: Int) {
+    mutating func update(step: Int, loss: Double, validation: Double?, itemsPerSecond: Double, elapsed: Double, logEvery: Int) {
         let useBar = mode == .bar || (mode == .automatic && isTerminal)
-        let remaining = ProgressDisplay.remainingSeconds(step: step, startStep: startStep, total: total, elapsed: elapsed)
+        pace.record(step: step, seconds: elapsed)
+        let remaining = pace.remainingSeconds(until: total)
         let validationText = validation.map { String(format: " val %.4f bits/dim", $0) } ?? ""
         let stats = String(format: "step %d/%d loss %.4f%@ %.0f items/s ETA %@", step, total, loss, validationText,
                            itemsPerSecond, ProgressDisplay.duration(remaining))
@@ -342,11 +347,36 @@ public struct ProgressDisplay {
         if mode == .bar || (mode == .automatic && isTerminal) { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 
-    /// Time left at this run's pace: `elapsed` covers the steps since `startStep` (a resumed run
-    /// starts its clock at the step it resumed from).
-    public static func remainingSeconds(step: Int, startStep: Int, total: Int, elapsed: Double) -> Double {
-        guard step > startStep else { return .nan }
-        return Double(total - step) * elapsed / Double(step - startStep)
+    /// The pace of the last `capacity` steps, so that a resumed run counts only its own steps and a
+    /// pause (Ctrl-Z, SIGSTOP) or a slow stretch stops weighing on the ETA once it has scrolled out.
+    public struct RecentPace {
+        private var steps: [Int]
+        private var seconds: [Double]
+        private var newest = -1
+        private var count = 0
+
+        public init(capacity: Int = 64) {
+            steps = Array(repeating: 0, count: max(capacity, 2))
+            seconds = Array(repeating: 0, count: max(capacity, 2))
+        }
+
+        /// `seconds` is the time since the run (or this resumed part of it) started.
+        public mutating func record(step: Int, seconds time: Double) {
+            newest = (newest + 1) % steps.count
+            steps[newest] = step
+            seconds[newest] = time
+            count = min(count + 1, steps.count)
+        }
+
+        /// Seconds to reach `total` at the recent pace; NaN before two records with progress between them.
+        public func remainingSeconds(until total: Int) -> Double {
+            guard count >= 2 else { return .nan }
+            let oldest = (newest - count + 1 + steps.count) % steps.count
+            let done = steps[newest] - steps[oldest]
+            let time = seconds[newest] - seconds[oldest]
+            guard done > 0, time >= 0 else { return .nan }
+            return Double(total - steps[newest]) * time / Double(done)
+        }
     }
 
     static func duration(_ seconds: Double) -> String {

@@ -135,8 +135,23 @@ import Tensors
 
     @Test func remainingTimeOfAResumedRunCountsOnlyItsOwnSteps() {
         // Resumed at 6000 of 12000; 100 steps took 40 s, so 5900 more take 2360 s (not 39 s).
-        #expect(ProgressDisplay.remainingSeconds(step: 6100, startStep: 6000, total: 12000, elapsed: 40) == 2360)
-        #expect(ProgressDisplay.remainingSeconds(step: 100, startStep: 0, total: 200, elapsed: 10) == 10)
-        #expect(ProgressDisplay.remainingSeconds(step: 6000, startStep: 6000, total: 12000, elapsed: 0).isNaN)
+        var resumed = ProgressDisplay.RecentPace()
+        resumed.record(step: 6000, seconds: 0)
+        #expect(resumed.remainingSeconds(until: 12000).isNaN)
+        resumed.record(step: 6100, seconds: 40)
+        #expect(resumed.remainingSeconds(until: 12000) == 2360)
+    }
+
+    @Test func remainingTimeForgetsAPauseOnceItHasScrolledOut() {
+        // One step per second, then a one-hour pause (Ctrl-Z), then one step per second again.
+        var pace = ProgressDisplay.RecentPace(capacity: 8)
+        var clock = 0.0
+        for step in 0...10 { pace.record(step: step, seconds: clock); clock += 1 }
+        #expect(pace.remainingSeconds(until: 110) == 100)
+        clock += 3600
+        pace.record(step: 11, seconds: clock)
+        #expect(pace.remainingSeconds(until: 111) > 3600)
+        for step in 12...18 { clock += 1; pace.record(step: step, seconds: clock) }
+        #expect(pace.remainingSeconds(until: 118) == 100)
     }
 }
