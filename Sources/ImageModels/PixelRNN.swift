@@ -8,7 +8,8 @@
 // Diagonal BiLSTM: the map is skewed (row i shifted right by i) so that diagonals become columns;
 // columns one at a time with a 2×1 state-to-state convolution (the cell to the left and the one
 // above-left); a second LSTM runs right to left on the mirrored map and is shifted down one row
-// before the two are added, so it never sees the current row.
+// before the two are added, so it never sees the current row (both scans are one op with its
+// pullback, in DiagonalScan.swift).
 // Deviations: one hidden size F for states and features (the paper uses h and 2h); no learned
 // initial state; gate channel groups repeat the feature groups so that RGB masking holds inside
 // the cell. Both sample row by row with the rows above cached: one row's forward pass per value
@@ -226,30 +227,15 @@ public final class DiagonalBiLSTM: PixelRNNBase, LogitMapImageModel {
         return list
     }
 
-    /// One direction over skewed gates `[W + H − 1, N, 4F, H]` (one contiguous block per column): columns
-    /// left to right, each state from the previous column's cells at rows i − 1 and i; returns the
-    /// skewed hidden map `[W + H − 1, N, F, H]`.
-    func scan(_ gates: Variable, state: Conv1D) -> Variable {
-        let (width, n, f4, height) = (gates.shape[0], gates.shape[1], gates.shape[2], gates.shape[3])
-        var columns: [Variable] = []
-        var hidden: Variable? = nil, cell: Variable? = nil
-        for j in 0..<width {
-            var g = reshape(slice(gates, axis: 0, range: j..<(j + 1)), [n, f4, height])
-            if let hidden { g = g + state(hidden) }
-            (hidden, cell) = lstmCell(gates: g, cell: cell)
-            columns.append(reshape(hidden!, [1, n, f4 / 4, height]))
-        }
-        return concatenate(columns, axis: 0)
-    }
-
+    /// Input-to-state as a masked product over pixels, channels last (`[N, H, W, 8F]`, what
+    /// `diagonalBiLSTM` reads), then both scans.
     override func recurrent(_ layer: Int, _ x: Variable) -> Variable {
-        let f = configuration.filters
-        let both = inputToState[layer](x)                                  // [N, 8F, H, W]
-        let halves = split(both, axis: 1, sizes: [4 * f, 4 * f])
-        let leftToRight = unskewColumns(scan(skewColumns(halves[0]), state: stateToState[2 * layer]))
-        // Right to left: the same scan on the mirrored map, mirrored back by the unskew.
-        let rightToLeft = unskewColumns(scan(skewColumns(halves[1], mirrored: true), state: stateToState[2 * layer + 1]), mirrored: true)
-        return leftToRight + shiftDown(rightToLeft)
+        let (n, f, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let conv = inputToState[layer]
+        let gates = linear(reshape(permute(x, [0, 2, 3, 1]), [n * h * w, f]), weight: reshape(conv.weight, [8 * f, f]),
+                           bias: conv.bias, mask: conv.mask?.reshaped([8 * f, f]))
+        return diagonalBiLSTM(gates: reshape(gates, [n, h, w, 8 * f]),
+                              leftToRight: stateToState[2 * layer].weight, rightToLeft: stateToState[2 * layer + 1].weight)
     }
 }
 
@@ -322,89 +308,5 @@ extension DiagonalBiLSTM {
                                   logits: { x, y in row(x, y, finishing: false).logits },
                                   finishRow: { x, y in let finished = row(x, y, finishing: true); aboveLeft = finished.left; aboveRight = finished.right })
         }
-    }
-}
-
-// MARK: - Layout ops for the Diagonal BiLSTM (each with its pullback)
-
-/// The skewed, column-major layout of the Diagonal BiLSTM: `[N, C, H, W]` ↔ `[W + H − 1, N, C, H]`,
-/// with input (i, j) at column i + j (i + W − 1 − j when `mirrored`, i.e. of the width-mirrored map),
-/// so that each diagonal of the image is one contiguous block. One pass each way, split over planes.
-struct SkewedColumns {
-    let planes: Int, height: Int, width: Int, mirrored: Bool
-    var columns: Int { width + height - 1 }
-
-    /// Runs `body(plane, column, rows, source, step)` for every plane and column of the skewed map,
-    /// spread over the cores by planes: `rows` are the rows that hold a pixel in that column, the
-    /// first of them is pixel `source` of the plane, and each next row is `step` further on.
-    func forEachColumn(_ body: (_ plane: Int, _ column: Int, _ rows: Range<Int>, _ source: Int, _ step: Int) -> Void) {
-        // Blocks of planes small enough to stay in L1 while every column of them is visited
-        // (column-major within a block, so that the skewed side is read or written in long runs).
-        let block = max(1, (16 << 10) / max(1, 4 * height * width))
-        Parallel.forEach((planes + block - 1) / block) { b in
-            let blockPlanes = (b * block)..<min(planes, (b + 1) * block)
-            for k in 0..<columns {
-                let rows = max(0, k - width + 1)..<min(height, k + 1)
-                // Row i holds pixel j = k − i (mirrored: W − 1 − k + i).
-                let j = mirrored ? width - 1 - k + rows.lowerBound : k - rows.lowerBound
-                for p in blockPlanes { body(p, k, rows, (p * height + rows.lowerBound) * width + j, mirrored ? width + 1 : width - 1) }
-            }
-        }
-    }
-
-    /// `[N, C, H, W]` → `[W + H − 1, N, C, H]`, zeros off the skewed image.
-    func skew(_ x: Tensor) -> Tensor {
-        Tensor(shape: [columns] + x.shape.dropLast(2) + [height]) { out in
-            x.withUnsafeBufferPointer { xp in
-                let (o, x) = (out.baseAddress!, xp.baseAddress!)
-                forEachColumn { p, k, rows, source, step in
-                    let column = o + (k * planes + p) * height
-                    for i in 0..<rows.lowerBound { column[i] = 0 }
-                    var from = source
-                    for i in rows { column[i] = x[from]; from += step }
-                    for i in rows.upperBound..<height { column[i] = 0 }
-                }
-            }
-        }
-    }
-
-    /// `[W + H − 1, N, C, H]` → `[N, C, H, W]` (the inverse of `skew`, and its adjoint).
-    func unskew(_ y: Tensor) -> Tensor {
-        Tensor(shape: Array(y.shape.dropFirst().dropLast()) + [height, width]) { out in
-            y.withUnsafeBufferPointer { yp in
-                let (o, y) = (out.baseAddress!, yp.baseAddress!)
-                forEachColumn { p, k, rows, source, step in
-                    let column = y + (k * planes + p) * height
-                    var to = source
-                    for i in rows { o[to] = column[i]; to += step }
-                }
-            }
-        }
-    }
-}
-
-/// `[N, C, H, W]` → `[W + H − 1, N, C, H]`: row i moved right by i (of the width-mirrored map when
-/// `mirrored`), laid out column by column.
-public func skewColumns(_ x: Variable, mirrored: Bool = false) -> Variable {
-    let layout = SkewedColumns(planes: x.shape[0] * x.shape[1], height: x.shape[2], width: x.shape[3], mirrored: mirrored)
-    return Variable(layout.skew(x.value), parents: [x]) { g in x.accumulate(layout.unskew(g)) }
-}
-
-/// The inverse of `skewColumns`: `[W + H − 1, N, C, H]` → `[N, C, H, W]`.
-public func unskewColumns(_ y: Variable, mirrored: Bool = false) -> Variable {
-    let (columns, height) = (y.shape[0], y.shape[3])
-    let layout = SkewedColumns(planes: y.shape[1] * y.shape[2], height: height, width: columns - height + 1, mirrored: mirrored)
-    return Variable(layout.unskew(y.value), parents: [y]) { g in y.accumulate(layout.skew(g)) }
-}
-
-/// `[N, C, H, W]` moved down one row: row i takes row i − 1, row 0 is zeros.
-public func shiftDown(_ x: Variable) -> Variable {
-    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-    var out = Tensor.zeros(x.shape)
-    for plane in 0..<(n * c) { for i in 1..<max(h, 1) { for j in 0..<w { out.scalars[(plane * h + i) * w + j] = x.value.scalars[(plane * h + i - 1) * w + j] } } }
-    return Variable(out, parents: [x]) { g in
-        var back = Tensor.zeros([n, c, h, w])
-        for plane in 0..<(n * c) { for i in 0..<(h - 1) { for j in 0..<w { back.scalars[(plane * h + i) * w + j] = g.scalars[(plane * h + i + 1) * w + j] } } }
-        x.accumulate(back)
     }
 }

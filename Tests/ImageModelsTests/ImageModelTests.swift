@@ -254,23 +254,48 @@ func allBinaryImages(_ d: Int) -> Tensor {
 }
 
 @Suite struct PixelRNNTests {
-    @Test func layoutOpGradients() {
+    /// The fused scans against the recurrence written out pixel by pixel (in Double), on maps wider
+    /// than tall and taller than wide, and their gradients against finite differences.
+    @Test func diagonalScanMatchesTheRecurrence() {
         var rng = RandomGenerator(seed: 13)
-        let x = rng.normalTensor([2, 2, 3, 4])
-        for op in [{ skewColumns($0) }, { skewColumns($0, mirrored: true) }, shiftDown] as [(Variable) -> Variable] {
-            #expect(GradientCheck().failures(inputs: [x]) { op($0[0]) }.isEmpty)
-        }
-        for mirrored in [false, true] {
-            #expect(GradientCheck().failures(inputs: [rng.normalTensor([6, 2, 2, 3])]) { unskewColumns($0[0], mirrored: mirrored) }.isEmpty)
-            let skewed = GradientMode.withoutGradients { skewColumns(Variable(x), mirrored: mirrored).value }
-            #expect(skewed.shape == [6, 2, 2, 3])
-            // Pixel (i, j) of plane (b, c) sits in column i + j, or i + W − 1 − j when mirrored; the rest is zero.
-            var expected = Tensor.zeros([6, 2, 2, 3])
-            for b in 0..<2 { for c in 0..<2 { for i in 0..<3 { for j in 0..<4 {
-                expected[i + (mirrored ? 3 - j : j), b, c, i] = x[b, c, i, j]
+        for (n, h, w, f) in [(2, 3, 4, 2), (1, 5, 2, 3), (3, 1, 1, 1)] {
+            let gates = rng.normalTensor([n, h, w, 8 * f]), left = rng.normalTensor([2, 4 * f, f]), right = rng.normalTensor([2, 4 * f, f])
+            let output = GradientMode.withoutGradients {
+                diagonalBiLSTM(gates: Variable(gates), leftToRight: Variable(left), rightToLeft: Variable(right)).value
+            }
+            #expect(output.shape == [n, f, h, w])
+            func sigmoid(_ x: Double) -> Double { 1 / (1 + Foundation.exp(-x)) }
+            /// States [n][i][j][c] of one direction; `step` is the column the state beside comes from.
+            func direction(_ d: Int, _ weight: Tensor, step: Int) -> [[[[Double]]]] {
+                var hidden = [[[[Double]]]](repeating: .init(repeating: .init(repeating: .init(repeating: 0, count: f), count: w), count: h), count: n)
+                var cell = hidden
+                let columns = step == -1 ? Array(0..<w) : Array((0..<w).reversed())
+                for b in 0..<n { for i in 0..<h { for j in columns {
+                    let beside = j + step
+                    var pre = (0..<(4 * f)).map { Double(gates[b, i, j, d * 4 * f + $0]) }
+                    for o in 0..<(4 * f) { for c in 0..<f {
+                        if i > 0 { pre[o] += Double(weight[0, o, c]) * hidden[b][i - 1][j][c] }
+                        if beside >= 0 && beside < w { pre[o] += Double(weight[1, o, c]) * hidden[b][i][beside][c] }
+                    } }
+                    for c in 0..<f {
+                        let previous = beside >= 0 && beside < w ? cell[b][i][beside][c] : 0
+                        cell[b][i][j][c] = sigmoid(pre[f + c]) * previous + sigmoid(pre[2 * f + c]) * Foundation.tanh(pre[3 * f + c])
+                        hidden[b][i][j][c] = sigmoid(pre[c]) * Foundation.tanh(cell[b][i][j][c])
+                    }
+                } } }
+                return hidden
+            }
+            let (l, r) = (direction(0, left, step: -1), direction(1, right, step: 1))
+            var worst = 0.0
+            for b in 0..<n { for c in 0..<f { for i in 0..<h { for j in 0..<w {
+                let expected = l[b][i][j][c] + (i > 0 ? r[b][i - 1][j][c] : 0)
+                worst = max(worst, abs(Double(output[b, c, i, j]) - expected))
             } } } }
-            #expect(skewed == expected)
-            #expect(GradientMode.withoutGradients { unskewColumns(Variable(skewed), mirrored: mirrored).value } == x)
+            #expect(worst < 1e-5, "n \(n) h \(h) w \(w) f \(f): off by \(worst)")
+            let failures = GradientCheck().failures(inputs: [gates, left, right]) {
+                diagonalBiLSTM(gates: $0[0], leftToRight: $0[1], rightToLeft: $0[2])
+            }
+            #expect(failures.isEmpty, "\(failures)")
         }
     }
 
