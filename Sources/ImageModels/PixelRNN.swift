@@ -4,7 +4,8 @@
 // Both start with a 7×7 type-A masked convolution and end with ReLU – 1×1 – ReLU – 1×1 (type B,
 // R→G→B channel groups), like PixelCNN; in between, residual LSTM layers x ← x + 1×1(LSTM(x)).
 // Row LSTM: rows one at a time; input-to-state is a 1×3 convolution on the current row masked to
-// the left (type B), state-to-state a 1×3 convolution on the row above — a triangular context.
+// the left (type B), state-to-state a 1×3 convolution on the row above — a triangular context
+// (the scan is one op with its pullback, in RowScan.swift).
 // Diagonal BiLSTM: the map is skewed (row i shifted right by i) so that diagonals become columns;
 // columns one at a time with a 2×1 state-to-state convolution (the cell to the left and the one
 // above-left); a second LSTM runs right to left on the mirrored map and is shifted down one row
@@ -96,18 +97,13 @@ public final class RowLSTM: PixelRNNBase, LogitMapImageModel {
         return list
     }
 
+    /// Input-to-state as the masked convolution, turned channels last for `rowLSTM`; the state
+    /// kernel's centre row as three taps (the row above, columns j − 1, j, j + 1).
     override func recurrent(_ layer: Int, _ x: Variable) -> Variable {
-        let height = x.shape[2]
-        let fromInput = inputToState[layer](x)  // [N, 4F, H, W]
-        var rows: [Variable] = []
-        var hidden: Variable? = nil, cell: Variable? = nil
-        for i in 0..<height {
-            var gates = slice(fromInput, axis: 2, range: i..<(i + 1))
-            if let hidden { gates = gates + stateToState[layer](hidden) }
-            (hidden, cell) = lstmCell(gates: gates, cell: cell)
-            rows.append(hidden!)
-        }
-        return concatenate(rows, axis: 2)
+        let f = configuration.filters
+        let gates = permute(inputToState[layer](x), [0, 2, 3, 1])
+        let taps = reshape(permute(slice(stateToState[layer].weight, axis: 2, range: 1..<2), [2, 3, 0, 1]), [3, 4 * f, f])
+        return rowLSTM(gates: gates, state: taps)
     }
 }
 

@@ -5,22 +5,21 @@ extension Kernels {
     public static func permute(_ x: Tensor, _ axes: [Int]) -> Tensor {
         precondition(axes.sorted() == Array(0..<x.rank), "permute: \(axes) is not a permutation of the axes of \(x.shape)")
         let shape = axes.map { x.shape[$0] }
-        // A rotation of the axes (e.g. [3, 0, 1, 2]) is one 2-D transpose [A, B] → [B, A]; swapping the last
-        // two axes is a batch of them. Both go through the blocked transpose.
+        // Leading axes kept and the rest rotated (NCHW → NHWC is [0, 2, 3, 1]; swapping the last two axes and
+        // rotating all of them are cases of it): a batch of 2-D transposes [A, B] → [B, A], blocked.
         let r = x.rank
-        if r >= 2, let k = (1..<r).first(where: { k in axes == Array(k..<r) + Array(0..<k) }) {
-            let a = x.shape[..<k].reduce(1, *), b = x.shape[k...].reduce(1, *)
-            return Tensor(shape: shape) { out in
-                x.withUnsafeBufferPointer { xp in transpose2D(xp.baseAddress!, rows: a, columns: b, into: out.baseAddress!) }
-            }
-        }
-        if r >= 3, axes == Array(0..<(r - 2)) + [r - 1, r - 2] {
-            let (rows, columns) = (x.shape[r - 2], x.shape[r - 1])
-            let batch = x.count / max(rows * columns, 1)
+        for p in 0..<max(r - 1, 0) where axes[..<p].elementsEqual(0..<p) {
+            guard let k = ((p + 1)..<r).first(where: { k in axes[p...].elementsEqual(Array(k..<r) + Array(p..<k)) }) else { continue }
+            let batch = x.shape[..<p].reduce(1, *), a = x.shape[p..<k].reduce(1, *), b = x.shape[k...].reduce(1, *)
             return Tensor(shape: shape) { out in
                 x.withUnsafeBufferPointer { xp in
-                    for i in 0..<batch {
-                        transpose2D(xp.baseAddress! + i * rows * columns, rows: rows, columns: columns, into: out.baseAddress! + i * rows * columns)
+                    let (source, target) = (xp.baseAddress!, out.baseAddress!)
+                    if batch > 1 && x.count >= 1 << 18 {
+                        Parallel.forEach(batch) { i in
+                            transpose2D(source + i * a * b, rows: a, columns: b, into: target + i * a * b, parallel: false)
+                        }
+                    } else {
+                        for i in 0..<batch { transpose2D(source + i * a * b, rows: a, columns: b, into: target + i * a * b) }
                     }
                 }
             }
@@ -41,8 +40,10 @@ extension Kernels {
         }
     }
 
-    /// `out[j, i] = x[i, j]` for an `[rows, columns]` matrix, in 32×32 tiles (split over the cores when large).
-    static func transpose2D(_ x: UnsafePointer<Float>, rows: Int, columns: Int, into out: UnsafeMutablePointer<Float>) {
+    /// `out[j, i] = x[i, j]` for an `[rows, columns]` matrix, in 32×32 tiles (split over the cores when
+    /// large and `parallel`).
+    static func transpose2D(_ x: UnsafePointer<Float>, rows: Int, columns: Int, into out: UnsafeMutablePointer<Float>,
+                            parallel: Bool = true) {
         let tile = 32
         let tileRows = (rows + tile - 1) / tile
         let body = { (band: Int) in
@@ -54,7 +55,7 @@ extension Kernels {
                 j0 = j1
             }
         }
-        if rows * columns >= 1 << 18 {
+        if parallel && rows * columns >= 1 << 18 {
             Parallel.forEach(tileRows) { body($0) }
         } else {
             for band in 0..<tileRows { body(band) }

@@ -299,6 +299,36 @@ func allBinaryImages(_ d: Int) -> Tensor {
         }
     }
 
+    /// The fused Row LSTM scan against the recurrence written out pixel by pixel (in Double), and its
+    /// gradients against finite differences.
+    @Test func rowScanMatchesTheRecurrence() {
+        var rng = RandomGenerator(seed: 15)
+        for (n, h, w, f) in [(2, 3, 4, 2), (3, 4, 1, 1), (1, 1, 3, 2)] {
+            let gates = rng.normalTensor([n, h, w, 4 * f]), state = rng.normalTensor([3, 4 * f, f])
+            let output = GradientMode.withoutGradients { rowLSTM(gates: Variable(gates), state: Variable(state)).value }
+            #expect(output.shape == [n, f, h, w])
+            func sigmoid(_ x: Double) -> Double { 1 / (1 + Foundation.exp(-x)) }
+            var hidden = [[[[Double]]]](repeating: .init(repeating: .init(repeating: .init(repeating: 0, count: f), count: w), count: h), count: n)
+            var cell = hidden
+            var worst = 0.0
+            for b in 0..<n { for i in 0..<h { for j in 0..<w {
+                var pre = (0..<(4 * f)).map { Double(gates[b, i, j, $0]) }
+                for t in 0..<3 where i > 0 && j + t - 1 >= 0 && j + t - 1 < w {
+                    for o in 0..<(4 * f) { for c in 0..<f { pre[o] += Double(state[t, o, c]) * hidden[b][i - 1][j + t - 1][c] } }
+                }
+                for c in 0..<f {
+                    let previous = i > 0 ? cell[b][i - 1][j][c] : 0
+                    cell[b][i][j][c] = sigmoid(pre[f + c]) * previous + sigmoid(pre[2 * f + c]) * Foundation.tanh(pre[3 * f + c])
+                    hidden[b][i][j][c] = sigmoid(pre[c]) * Foundation.tanh(cell[b][i][j][c])
+                    worst = max(worst, abs(Double(output[b, c, i, j]) - hidden[b][i][j][c]))
+                }
+            } } }
+            #expect(worst < 1e-5, "n \(n) h \(h) w \(w) f \(f): off by \(worst)")
+            let failures = GradientCheck().failures(inputs: [gates, state]) { rowLSTM(gates: $0[0], state: $0[1]) }
+            #expect(failures.isEmpty, "\(failures)")
+        }
+    }
+
     /// The Diagonal BiLSTM sees the whole context above a pixel: a pixel far up and to the right
     /// (outside any fixed-size kernel's reach) changes the conditional, the pixel itself does not.
     @Test func diagonalBiLSTMContext() {

@@ -213,8 +213,8 @@ import Tensors
         }
     }
 
-    /// The blocked-transpose paths of permute (axis rotations, last-two swaps; large enough to split over the
-    /// cores) and the short-block paths of slice and accumulateSlice against index loops.
+    /// The blocked-transpose paths of permute (axis rotations, last-two swaps, NCHW ↔ NHWC; large enough to split
+    /// over the cores) and the short-block paths of slice and accumulateSlice against index loops.
     @Test func fastLayoutPathsMatchIndexLoops() {
         var rng = RandomGenerator(seed: 12)
         let x = rng.uniformTensor([3, 41, 50, 45], low: -1, high: 1)
@@ -223,10 +223,13 @@ import Tensors
         #expect(rotated.shape == [45, 3, 41, 50] && back == x)
         let swapped = Kernels.permute(x, [0, 1, 3, 2])
         let general = Kernels.permute(x, [1, 0, 2, 3])
+        let channelsLast = Kernels.permute(x, [0, 2, 3, 1])
+        #expect(channelsLast.shape == [3, 50, 45, 41] && Kernels.permute(channelsLast, [0, 3, 1, 2]) == x)
         for a in 0..<3 { for b in stride(from: 0, to: 41, by: 7) { for c in 0..<50 { for d in stride(from: 0, to: 45, by: 4) {
             #expect(rotated[d, a, b, c] == x[a, b, c, d])
             #expect(swapped[a, b, d, c] == x[a, b, c, d])
             #expect(general[b, a, c, d] == x[a, b, c, d])
+            #expect(channelsLast[a, c, d, b] == x[a, b, c, d])
         } } } }
         let column = Kernels.slice(x, axis: 3, range: 7..<8)
         for a in 0..<3 { for b in 0..<41 { for c in 0..<50 { #expect(column[a, b, c, 0] == x[a, b, c, 7]) } } }
