@@ -97,13 +97,11 @@ public final class RowLSTM: PixelRNNBase, LogitMapImageModel {
         return list
     }
 
-    /// Input-to-state as the masked convolution, turned channels last for `rowLSTM`; the state
-    /// kernel's centre row as three taps (the row above, columns j − 1, j, j + 1).
+    /// The state kernel's centre row as three taps (the row above, columns j − 1, j, j + 1).
     override func recurrent(_ layer: Int, _ x: Variable) -> Variable {
         let f = configuration.filters
-        let gates = permute(inputToState[layer](x), [0, 2, 3, 1])
         let taps = reshape(permute(slice(stateToState[layer].weight, axis: 2, range: 1..<2), [2, 3, 0, 1]), [3, 4 * f, f])
-        return rowLSTM(gates: gates, state: taps)
+        return rowLSTM(gates: inputToState[layer](x), state: taps)
     }
 }
 

@@ -26,12 +26,13 @@ struct PaddedRows {
     }
 }
 
-/// The Row LSTM's hidden state for every row. `gates` `[N, H, W, 4F]`: input-to-state
-/// pre-activations, channels last, blocks o, f, i, g of F. `state` `[3, 4F, F]`: the state-to-state
-/// kernel's taps, tap t meeting the row above at column j + t − 1. Returns `[N, F, H, W]`.
+/// The Row LSTM's hidden state for every row. `gates` `[N, 4F, H, W]`: input-to-state
+/// pre-activations, blocks o, f, i, g of F (turned channels last one image row at a time, in
+/// cache). `state` `[3, 4F, F]`: the state-to-state kernel's taps, tap t meeting the row above at
+/// column j + t − 1. Returns `[N, F, H, W]`.
 public func rowLSTM(gates: Variable, state: Variable) -> Variable {
-    precondition(gates.value.rank == 4 && gates.shape[3] % 4 == 0, "rowLSTM: gates \(gates.shape) need [N, H, W, 4F]")
-    let (n, h, w, f) = (gates.shape[0], gates.shape[1], gates.shape[2], gates.shape[3] / 4)
+    precondition(gates.value.rank == 4 && gates.shape[1] % 4 == 0, "rowLSTM: gates \(gates.shape) need [N, 4F, H, W]")
+    let (n, f, h, w) = (gates.shape[0], gates.shape[1] / 4, gates.shape[2], gates.shape[3])
     precondition(state.shape == [3, 4 * f, f], "rowLSTM: state weight \(state.shape) needs [3, \(4 * f), \(f)]")
     let layout = PaddedRows(batch: n, height: h, width: w)
     let stored = h * layout.perImageRow
@@ -47,7 +48,11 @@ public func rowLSTM(gates: Variable, state: Variable) -> Variable {
                 for i in 0..<h {
                     layout.forEachChunk { items in
                         for b in items {
-                            (z + layout.row(i, b, 0) * 4 * f).update(from: g + ((b * h + i) * w) * 4 * f, count: w * 4 * f)
+                            let target = z + layout.row(i, b, 0) * 4 * f
+                            for c in 0..<(4 * f) {
+                                let source = g + ((b * 4 * f + c) * h + i) * w
+                                for j in 0..<w { target[j * 4 * f + c] = source[j] }
+                            }
                         }
                         if i > 0 {
                             // The chunk's pixels and the padding between them: rows first ..< last of image row i.
@@ -118,7 +123,11 @@ public func rowLSTM(gates: Variable, state: Variable) -> Variable {
                                                                       gradient: dc.baseAddress!, gatesGradient: dzs + r * 4 * f + f,
                                                                       previousGradient: i > 0 ? dCellAll + above * f : nil)
                                     }
-                                    (dgs + ((b * h + i) * w) * 4 * f).update(from: dzs + layout.row(i, b, 0) * 4 * f, count: w * 4 * f)
+                                    let source = dzs + layout.row(i, b, 0) * 4 * f
+                                    for c in 0..<(4 * f) {
+                                        let target = dgs + ((b * 4 * f + c) * h + i) * w
+                                        for j in 0..<w { target[j] = source[j * 4 * f + c] }
+                                    }
                                 }
                             }
                         }

@@ -304,7 +304,7 @@ func allBinaryImages(_ d: Int) -> Tensor {
     @Test func rowScanMatchesTheRecurrence() {
         var rng = RandomGenerator(seed: 15)
         for (n, h, w, f) in [(2, 3, 4, 2), (3, 4, 1, 1), (1, 1, 3, 2)] {
-            let gates = rng.normalTensor([n, h, w, 4 * f]), state = rng.normalTensor([3, 4 * f, f])
+            let gates = rng.normalTensor([n, 4 * f, h, w]), state = rng.normalTensor([3, 4 * f, f])
             let output = GradientMode.withoutGradients { rowLSTM(gates: Variable(gates), state: Variable(state)).value }
             #expect(output.shape == [n, f, h, w])
             func sigmoid(_ x: Double) -> Double { 1 / (1 + Foundation.exp(-x)) }
@@ -312,7 +312,7 @@ func allBinaryImages(_ d: Int) -> Tensor {
             var cell = hidden
             var worst = 0.0
             for b in 0..<n { for i in 0..<h { for j in 0..<w {
-                var pre = (0..<(4 * f)).map { Double(gates[b, i, j, $0]) }
+                var pre = (0..<(4 * f)).map { Double(gates[b, $0, i, j]) }
                 for t in 0..<3 where i > 0 && j + t - 1 >= 0 && j + t - 1 < w {
                     for o in 0..<(4 * f) { for c in 0..<f { pre[o] += Double(state[t, o, c]) * hidden[b][i - 1][j + t - 1][c] } }
                 }
