@@ -213,6 +213,29 @@ import Tensors
         }
     }
 
+    /// Summing leading axes away (a bias gradient; rows in blocks, columns over the cores) against Double loops.
+    @Test func leadingAxesSumMatchesIndexLoop() {
+        var rng = RandomGenerator(seed: 16)
+        for (rows, inner) in [(3, 5), (200, 70), (1000, 300)] {
+            let x = rng.uniformTensor([rows / 2 + 1, 2, inner], low: -1, high: 1)
+            let reduced = Kernels.sum(x, toShape: [1, 1, inner])
+            #expect(reduced.shape == [1, 1, inner])
+            var worst = 0.0
+            for k in 0..<inner {
+                var s = 0.0
+                for i in 0..<(rows / 2 + 1) { for j in 0..<2 { s += Double(x[i, j, k]) } }
+                worst = max(worst, abs(Double(reduced[0, 0, k]) - s))
+            }
+            #expect(worst < 1e-4)
+            let partly = Kernels.sum(x, toShape: [1, 2, inner])
+            for j in 0..<2 { for k in Swift.stride(from: 0, to: inner, by: 7) {
+                var s = 0.0
+                for i in 0..<(rows / 2 + 1) { s += Double(x[i, j, k]) }
+                #expect(abs(Double(partly[0, j, k]) - s) < 1e-4)
+            } }
+        }
+    }
+
     /// The blocked-transpose paths of permute (axis rotations, last-two swaps, NCHW ↔ NHWC; large enough to split
     /// over the cores) and the short-block paths of slice and accumulateSlice against index loops.
     @Test func fastLayoutPathsMatchIndexLoops() {
