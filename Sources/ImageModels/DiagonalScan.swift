@@ -124,22 +124,17 @@ extension DiagonalColumns {
                     Kernels.gemmSerial(m: (to - from) * batch, n: f, k: 4 * f, a: dz + row(k + 1, from + shift, 0) * 4 * f, lda: 4 * f,
                                        b: weight + tap * 4 * f * f, ldb: f, beta: 1, c: dHidden + row(k, from, 0) * f, ldc: f)
                 }
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: f) { dc in
-                    for i in chunk {
-                        for n in 0..<batch {
-                            let r = row(k, i, n), hasPrevious = i < before.upperBound
-                            Kernels.lstmHiddenBackward(count: f, activated: states.activated + r * 4 * f, cellTanh: states.cellTanh + r * f,
-                                                       gradient: dHidden + r * f, outputGateGradient: dz + r * 4 * f, cellGradient: dc.baseAddress!)
-                            for c in 0..<f { dc[c] += dCell[r * f + c] }
-                            Kernels.lstmCellStateBackward(count: f, activated: states.activated + r * 4 * f,
-                                                          previous: hasPrevious ? states.cell + row(k - 1, i, n) * f : nil,
-                                                          gradient: dc.baseAddress!, gatesGradient: dz + r * 4 * f + f,
-                                                          previousGradient: hasPrevious ? dCell + row(k - 1, i, n) * f : nil)
-                        }
-                        let j = pixelColumn(k, i, mirrored: mirrored)
-                        for n in 0..<batch {
-                            (dGates + ((n * height + i) * width + j) * stride).update(from: dz + row(k, i, n) * 4 * f, count: 4 * f)
-                        }
+                for i in chunk {
+                    for n in 0..<batch {
+                        let r = row(k, i, n), hasPrevious = i < before.upperBound
+                        Kernels.lstmCellBackward(count: f, activated: states.activated + r * 4 * f, cellTanh: states.cellTanh + r * f,
+                                                 previous: hasPrevious ? states.cell + row(k - 1, i, n) * f : nil, hiddenGradient: dHidden + r * f,
+                                                 cellGradient: dCell + r * f, gatesGradient: dz + r * 4 * f,
+                                                 previousGradient: hasPrevious ? dCell + row(k - 1, i, n) * f : nil)
+                    }
+                    let j = pixelColumn(k, i, mirrored: mirrored)
+                    for n in 0..<batch {
+                        (dGates + ((n * height + i) * width + j) * stride).update(from: dz + row(k, i, n) * 4 * f, count: 4 * f)
                     }
                 }
             }

@@ -112,22 +112,17 @@ public func rowLSTM(gates: Variable, state: Variable) -> Variable {
                                                        b: wt + tap * 4 * f * f, ldb: f, beta: 1, c: dh + first * f, ldc: f)
                                 }
                             }
-                            withUnsafeTemporaryAllocation(of: Float.self, capacity: f) { dc in
-                                for b in items {
-                                    for j in 0..<w {
-                                        let r = layout.row(i, b, j), above = r - layout.perImageRow
-                                        Kernels.lstmHiddenBackward(count: f, activated: a + r * 4 * f, cellTanh: t + r * f, gradient: dh + r * f,
-                                                                   outputGateGradient: dzs + r * 4 * f, cellGradient: dc.baseAddress!)
-                                        for k in 0..<f { dc[k] += dCellAll[r * f + k] }
-                                        Kernels.lstmCellStateBackward(count: f, activated: a + r * 4 * f, previous: i > 0 ? c + above * f : nil,
-                                                                      gradient: dc.baseAddress!, gatesGradient: dzs + r * 4 * f + f,
-                                                                      previousGradient: i > 0 ? dCellAll + above * f : nil)
-                                    }
-                                    let source = dzs + layout.row(i, b, 0) * 4 * f
-                                    for c in 0..<(4 * f) {
-                                        let target = dgs + ((b * 4 * f + c) * h + i) * w
-                                        for j in 0..<w { target[j] = source[j * 4 * f + c] }
-                                    }
+                            for b in items {
+                                for j in 0..<w {
+                                    let r = layout.row(i, b, j), above = r - layout.perImageRow
+                                    Kernels.lstmCellBackward(count: f, activated: a + r * 4 * f, cellTanh: t + r * f, previous: i > 0 ? c + above * f : nil,
+                                                             hiddenGradient: dh + r * f, cellGradient: dCellAll + r * f, gatesGradient: dzs + r * 4 * f,
+                                                             previousGradient: i > 0 ? dCellAll + above * f : nil)
+                                }
+                                let source = dzs + layout.row(i, b, 0) * 4 * f
+                                for c in 0..<(4 * f) {
+                                    let target = dgs + ((b * 4 * f + c) * h + i) * w
+                                    for j in 0..<w { target[j] = source[j * 4 * f + c] }
                                 }
                             }
                         }

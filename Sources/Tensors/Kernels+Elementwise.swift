@@ -195,6 +195,34 @@ extension Kernels {
             k += VectorMath.width
         }
     }
+
+    /// One position's whole cell backward (`lstmHiddenBackward` then `lstmCellStateBackward`) in one
+    /// pass, for scans that keep their states themselves: from dh and the cell gradient coming back
+    /// from the next step (nil: none), writes the o, f, i, g gate gradients (four blocks of `count`)
+    /// and, when there is a previous cell, its gradient.
+    public static func lstmCellBackward(count: Int, activated a: UnsafePointer<Float>, cellTanh: UnsafePointer<Float>,
+                                        previous: UnsafePointer<Float>?, hiddenGradient dh: UnsafePointer<Float>,
+                                        cellGradient dcNext: UnsafePointer<Float>?, gatesGradient: UnsafeMutablePointer<Float>,
+                                        previousGradient: UnsafeMutablePointer<Float>?) {
+        var k = 0
+        while k < count {
+            let lanes = Swift.min(VectorMath.width, count - k)
+            let o = load(a, k, lanes), f = load(a + count, k, lanes), i = load(a + 2 * count, k, lanes), g = load(a + 3 * count, k, lanes)
+            let t = load(cellTanh, k, lanes), d = load(dh, k, lanes)
+            var dc = d * o * (1 - t * t)
+            if let dcNext { dc += load(dcNext, k, lanes) }
+            store(d * t * o * (1 - o), gatesGradient, k, lanes)
+            if let previous, let previousGradient {
+                store(dc * load(previous, k, lanes) * f * (1 - f), gatesGradient + count, k, lanes)
+                store(dc * f, previousGradient, k, lanes)
+            } else {
+                store(Vector(), gatesGradient + count, k, lanes)
+            }
+            store(dc * g * i * (1 - i), gatesGradient + 2 * count, k, lanes)
+            store(dc * i * (1 - g * g), gatesGradient + 3 * count, k, lanes)
+            k += VectorMath.width
+        }
+    }
 }
 
 // MARK: - Binary with broadcasting
