@@ -27,6 +27,8 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
     public var blocks: Int = 6
     public var firstKernel: Int = 7
     public var blockKernel: Int = 3
+    /// PixelRNN: LSTM state channels (the paper's h, against 2h = `filters` features); nil: `filters`.
+    public var stateFilters: Int? = nil
     /// Classes for class-conditional Gated PixelCNN (0: unconditional).
     public var conditionalClasses: Int = 0
     public var seed: UInt64 = 0
@@ -37,7 +39,7 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case kind, channels, height, width, levels, hiddenSizes, maskSets, orderAgnostic, directConnection, filters, blocks, firstKernel, blockKernel
-        case conditionalClasses, seed
+        case conditionalClasses, seed, stateFilters
     }
 
     /// Settings missing from a stored configuration (written before they existed) take their defaults.
@@ -54,11 +56,14 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
         blocks = try c.decodeIfPresent(Int.self, forKey: .blocks) ?? blocks
         firstKernel = try c.decodeIfPresent(Int.self, forKey: .firstKernel) ?? firstKernel
         blockKernel = try c.decodeIfPresent(Int.self, forKey: .blockKernel) ?? blockKernel
+        stateFilters = try c.decodeIfPresent(Int.self, forKey: .stateFilters)
         conditionalClasses = try c.decodeIfPresent(Int.self, forKey: .conditionalClasses) ?? conditionalClasses
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
     }
 
     public var dimensions: Int { channels * height * width }
+    /// PixelRNN LSTM state channels: `stateFilters`, or `filters` when not set.
+    public var lstmStates: Int { stateFilters ?? filters }
     /// Numbers per conditional: 1 logit for binary data, K logits otherwise.
     public var outputsPerDimension: Int { levels == 2 ? 1 : levels }
 
@@ -76,6 +81,9 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
         if ["row-lstm", "diagonal-bilstm"].contains(kind) && blocks < 1 { return "PixelRNN needs at least one LSTM layer (blocks)" }
         if ["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"].contains(kind) && (filters < channels || filters % channels != 0 || firstKernel % 2 == 0 || blockKernel % 2 == 0) {
             return "PixelCNN needs odd kernels and filters divisible by the channel count"
+        }
+        if ["row-lstm", "diagonal-bilstm"].contains(kind) && (lstmStates < channels || lstmStates % channels != 0) {
+            return "stateFilters must be a positive multiple of the channel count"
         }
         return nil
     }

@@ -11,10 +11,10 @@
 // above-left); a second LSTM runs right to left on the mirrored map and is shifted down one row
 // before the two are added, so it never sees the current row (both scans are one op with its
 // pullback, in DiagonalScan.swift).
-// Deviations: one hidden size F for states and features (the paper uses h and 2h); no learned
-// initial state; gate channel groups repeat the feature groups so that RGB masking holds inside
-// the cell. Both sample row by row with the rows above cached: one row's forward pass per value
-// instead of the image's.
+// States have `stateFilters` channels (the paper's h) and features `filters` (its 2h; by default
+// the two are equal). Deviations: no learned initial state; gate channel groups repeat the feature
+// groups so that RGB masking holds inside the cell. Both sample row by row with the rows above
+// cached: one row's forward pass per value instead of the image's.
 
 import Autodiff
 import Autoregressive
@@ -44,7 +44,9 @@ public class PixelRNNBase {
         self.configuration = configuration
         let (c, f, p) = (configuration.channels, configuration.filters, configuration.outputsPerDimension)
         first = MaskedConv2D(inputs: c, outputs: f, kernelSize: configuration.firstKernel, type: .a, groups: c, generator: &generator)
-        residuals = (0..<configuration.blocks).map { _ in MaskedConv2D(inputs: f, outputs: f, kernelSize: 1, type: .b, groups: c, generator: &generator) }
+        residuals = (0..<configuration.blocks).map { _ in
+            MaskedConv2D(inputs: configuration.lstmStates, outputs: f, kernelSize: 1, type: .b, groups: c, generator: &generator)
+        }
         head1 = MaskedConv2D(inputs: f, outputs: f, kernelSize: 1, type: .b, groups: c, generator: &generator)
         head2 = MaskedConv2D(inputs: f, outputs: c * p, kernelSize: 1, type: .b, groups: c, generator: &generator)
     }
@@ -55,7 +57,7 @@ public class PixelRNNBase {
         return list + prefixed("head1", head1.parameters) + prefixed("head2", head2.parameters)
     }
 
-    /// The LSTM part of layer `l` on features `[N, F, H, W]`, giving `[N, F, H, W]`.
+    /// The LSTM part of layer `l` on features `[N, F, H, W]`, giving states `[N, h, H, W]`.
     func recurrent(_ layer: Int, _ x: Variable) -> Variable { fatalError("subclass") }
 
     public func logitMaps(_ x: Tensor) -> Variable {
@@ -75,14 +77,14 @@ public final class RowLSTM: PixelRNNBase, LogitMapImageModel {
     public let stateToState: [Conv2D]
 
     public override init(_ configuration: ImageModelConfiguration, generator: inout RandomGenerator) {
-        let (c, f) = (configuration.channels, configuration.filters)
+        let (c, f, h) = (configuration.channels, configuration.filters, configuration.lstmStates)
         inputToState = (0..<configuration.blocks).map { _ in
-            Conv2D(inputs: f, outputs: 4 * f, kernelSize: 3,
-                   mask: repeatedMask(centreRowMask(outputs: f, inputs: f, k: 3, type: .b, groups: c), copies: 4), generator: &generator)
+            Conv2D(inputs: f, outputs: 4 * h, kernelSize: 3,
+                   mask: repeatedMask(centreRowMask(outputs: h, inputs: f, k: 3, type: .b, groups: c), copies: 4), generator: &generator)
         }
         // Applied to the row above laid out as a one-row image: only the centre row of the kernel meets data.
         stateToState = (0..<configuration.blocks).map { _ in
-            Conv2D(inputs: f, outputs: 4 * f, kernelSize: 3, mask: Tensor(shape: [4 * f, f, 3, 3]) { m in
+            Conv2D(inputs: h, outputs: 4 * h, kernelSize: 3, mask: Tensor(shape: [4 * h, h, 3, 3]) { m in
                 for i in 0..<m.count { m[i] = (i / 3) % 3 == 1 ? 1 : 0 }
             }, bias: false, generator: &generator)
         }
@@ -99,8 +101,8 @@ public final class RowLSTM: PixelRNNBase, LogitMapImageModel {
 
     /// The state kernel's centre row as three taps (the row above, columns j − 1, j, j + 1).
     override func recurrent(_ layer: Int, _ x: Variable) -> Variable {
-        let f = configuration.filters
-        let taps = reshape(permute(slice(stateToState[layer].weight, axis: 2, range: 1..<2), [2, 3, 0, 1]), [3, 4 * f, f])
+        let h = configuration.lstmStates
+        let taps = reshape(permute(slice(stateToState[layer].weight, axis: 2, range: 1..<2), [2, 3, 0, 1]), [3, 4 * h, h])
         return rowLSTM(gates: inputToState[layer](x), state: taps)
     }
 }
@@ -195,19 +197,19 @@ func sampleRowByRow(count: Int, configuration c: ImageModelConfiguration, observ
 
 /// Diagonal BiLSTM (PixelRNN §3.2).
 public final class DiagonalBiLSTM: PixelRNNBase, LogitMapImageModel {
-    /// 1×1 type B, both directions' gates stacked: 8F outputs, each F-block with the feature groups.
+    /// 1×1 type B, both directions' gates stacked: 8h outputs, each h-block with the feature groups.
     public let inputToState: [Conv2D]
     /// Per layer and direction: kernel 2 down the column (rows i − 1 and i of the previous column).
     public let stateToState: [Conv1D]
 
     public override init(_ configuration: ImageModelConfiguration, generator: inout RandomGenerator) {
-        let (c, f) = (configuration.channels, configuration.filters)
+        let (c, f, h) = (configuration.channels, configuration.filters, configuration.lstmStates)
         inputToState = (0..<configuration.blocks).map { _ in
-            Conv2D(inputs: f, outputs: 8 * f, kernelSize: 1,
-                   mask: repeatedMask(RasterMask.make(outputs: f, inputs: f, kernelSize: 1, type: .b, groups: c), copies: 8), generator: &generator)
+            Conv2D(inputs: f, outputs: 8 * h, kernelSize: 1,
+                   mask: repeatedMask(RasterMask.make(outputs: h, inputs: f, kernelSize: 1, type: .b, groups: c), copies: 8), generator: &generator)
         }
         stateToState = (0..<(2 * configuration.blocks)).map { _ in
-            Conv1D(inputs: f, outputs: 4 * f, kernelWidth: 2, bias: false, generator: &generator)
+            Conv1D(inputs: h, outputs: 4 * h, kernelWidth: 2, bias: false, generator: &generator)
         }
         super.init(configuration, generator: &generator)
     }
@@ -224,11 +226,11 @@ public final class DiagonalBiLSTM: PixelRNNBase, LogitMapImageModel {
     /// Input-to-state as a masked product over pixels, channels last (`[N, H, W, 8F]`, what
     /// `diagonalBiLSTM` reads), then both scans.
     override func recurrent(_ layer: Int, _ x: Variable) -> Variable {
-        let (n, f, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let conv = inputToState[layer]
-        let gates = linear(reshape(permute(x, [0, 2, 3, 1]), [n * h * w, f]), weight: reshape(conv.weight, [8 * f, f]),
-                           bias: conv.bias, mask: conv.mask?.reshaped([8 * f, f]))
-        return diagonalBiLSTM(gates: reshape(gates, [n, h, w, 8 * f]),
+        let (n, f, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (conv, h) = (inputToState[layer], configuration.lstmStates)
+        let gates = linear(reshape(permute(x, [0, 2, 3, 1]), [n * height * width, f]), weight: reshape(conv.weight, [8 * h, f]),
+                           bias: conv.bias, mask: conv.mask?.reshaped([8 * h, f]))
+        return diagonalBiLSTM(gates: reshape(gates, [n, height, width, 8 * h]),
                               leftToRight: stateToState[2 * layer].weight, rightToLeft: stateToState[2 * layer + 1].weight)
     }
 }
@@ -248,7 +250,8 @@ extension DiagonalBiLSTM {
 
         func sample(count: Int, conditionedOn observation: PartialObservation?, temperature: Float,
                     generator: inout RandomGenerator) -> Tensor {
-            let (width, f, layers) = (model.configuration.width, model.configuration.filters, model.inputToState.count)
+            // f: the LSTM state channels (h).
+            let (width, f, layers) = (model.configuration.width, model.configuration.lstmStates, model.inputToState.count)
             // Per layer, the finished row above: each direction's hidden states, [W, N, F], and their state terms.
             var aboveLeft = [Variable?](repeating: nil, count: layers), aboveRight = aboveLeft
             var leftTerms = aboveLeft, rightTerms = aboveLeft

@@ -55,6 +55,20 @@ import Tensors
         #expect(sampled.status == 0, "\(sampled.error)")
     }
 
+    /// PixelRNN states narrower than the features (the paper's h and 2h) from a config file; a bad width is a one-line error.
+    @Test func pixelRNNStateWidthFromConfig() throws {
+        let directory = temporaryDirectory("state-width")
+        try #"{"model": {"blocks": 2, "filters": 4, "stateFilters": 2}}"#.write(toFile: directory + "/h.json", atomically: true, encoding: .utf8)
+        let trained = try Tool.run(["train", "diagonal-bilstm", "--data", "bars:3", "--out", directory + "/run", "--config", directory + "/h.json",
+                                    "--steps", "5", "--json"])
+        #expect(trained.status == 0, "\(trained.error)")
+        let stored = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/run/run.json"))) as? [String: Any]
+        #expect((stored?["model"] as? [String: Any])?["stateFilters"] as? Int == 2)
+        try #"{"model": {"stateFilters": 0}}"#.write(toFile: directory + "/bad.json", atomically: true, encoding: .utf8)
+        let bad = try Tool.run(["train", "row-lstm", "--data", "bars:3", "--out", directory + "/bad", "--config", directory + "/bad.json", "--steps", "5"])
+        #expect(bad.status != 0 && bad.error.contains("stateFilters") && bad.error.split(separator: "\n").count == 1, "\(bad.error)")
+    }
+
     /// The MADE benchmark with other hidden sizes and order-agnostic mask sets runs and reports a rate.
     @Test func madeBenchmarkOptions() throws {
         let result = try Tool.run(["bench", "made", "--hidden", "16,16", "--mask-sets", "3", "--steps", "2", "--json"])
