@@ -118,22 +118,33 @@ struct PixelCNNBenchmark: ParsableCommand {
 
 /// `seriatim bench pixelrnn`: the MNIST Row LSTM (batch 32) and Diagonal BiLSTM (batch 16) of
 /// `seriatim train` (7×7 type A, 4 residual LSTM layers of 32, 1×1 head) on 28×28 binary images:
-/// training images/s and the time to sample 16 images with the row-cached samplers.
+/// training images/s and the time to sample 16 images with the row-cached samplers. Other depths and
+/// widths on request (`--layers 7 --filters 32 --state-filters 16` is the paper's MNIST network).
 struct PixelRNNBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "pixelrnn", abstract: "Benchmark Row LSTM and Diagonal BiLSTM training and sampling.")
     @Flag(help: "Print one JSON object.") var json = false
     @Option(help: "Steps to time at least (the median step is reported).") var steps = 5
+    @Option(help: "Residual LSTM layers.") var layers = 4
+    @Option(help: "Feature maps (the paper's 2h).") var filters = 32
+    @Option(help: "LSTM state channels (the paper's h; default: as many as --filters).") var stateFilters: Int?
+
+    func validate() throws {
+        guard layers >= 1, filters >= 1, (stateFilters ?? 1) >= 1 else {
+            throw ValidationError("--layers, --filters and --state-filters must be at least 1")
+        }
+    }
 
     func run() throws {
         var results: [String: Any] = [:]
+        let states = stateFilters.map { " with states of \($0)" } ?? ""
         for (kind, batch) in [("row-lstm", 32), ("diagonal-bilstm", 16)] {
             var config = ImageModelConfiguration(kind: kind, channels: 1, height: 28, width: 28, levels: 2)
-            config.filters = 32; config.blocks = 4; config.firstKernel = 7
+            config.filters = filters; config.blocks = layers; config.firstKernel = 7; config.stateFilters = stateFilters
             let timing = ImageModelTiming(config, batch: batch, steps: steps)
             if json {
                 results[kind] = timing.json.merging(["batch": batch]) { a, _ in a }
             } else {
-                print("\(kind) 28×28 binary, 7×7 A + 4 LSTM layers of 32 + 1×1 head (\(timing.parameters) parameters)")
+                print("\(kind) 28×28 binary, 7×7 A + \(layers) LSTM layers of \(filters)\(states) + 1×1 head (\(timing.parameters) parameters)")
                 timing.printLines(batch: batch, sampler: "cached by rows")
             }
         }
