@@ -51,13 +51,13 @@ struct DiagonalColumns {
 
 /// One direction's states, compact rows (see `DiagonalColumns`), kept for the pullback.
 final class DiagonalScanStates {
-    let features: Int, count: Int
+    let features: Int
     /// Activated gates σ(o), σ(f), σ(i), tanh(g): `[rows, 4F]`.
     let activated: UnsafeMutablePointer<Float>
     let cell: UnsafeMutablePointer<Float>, cellTanh: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>
 
     init(rows: Int, features: Int) {
-        (self.features, count) = (features, rows)
+        self.features = features
         activated = .allocate(capacity: 4 * rows * features)
         cell = .allocate(capacity: rows * features)
         cellTanh = .allocate(capacity: rows * features)
@@ -92,6 +92,7 @@ extension DiagonalColumns {
                                        a: hidden + row(k - 1, from - shift, 0) * f, lda: f, b: weight + tap * 4 * f * f, ldb: f,
                                        beta: 1, c: z + row(k, from, 0) * 4 * f, ldc: 4 * f)
                 }
+                // In place: the kernel reads a lane's four gates before it writes their activations.
                 for i in chunk {
                     for n in 0..<batch {
                         let r = row(k, i, n)

@@ -63,6 +63,7 @@ public func rowLSTM(gates: Variable, state: Variable) -> Variable {
                                                    beta: 1, c: z + first * 4 * f, ldc: 4 * f)
                             }
                         }
+                        // In place: the kernel reads a lane's four gates before it writes their activations.
                         for b in items {
                             for j in 0..<w {
                                 let r = layout.row(i, b, j)
