@@ -40,6 +40,11 @@ struct DiagonalColumns {
     /// Skewed column of pixel (i, j).
     func column(_ i: Int, _ j: Int, mirrored: Bool) -> Int { mirrored ? width - 1 - j + i : i + j }
 
+    /// The rows of `rows` whose neighbour `shift` rows up lies in `other` (a tap's rows), as bounds.
+    func overlap(_ rows: Range<Int>, _ other: Range<Int>, _ shift: Int) -> (Int, Int) {
+        (max(rows.lowerBound, other.lowerBound + shift), min(rows.upperBound, other.upperBound + shift))
+    }
+
     /// Runs `body(rows)` over `rows` cut into one contiguous piece per worker when the column is big enough.
     func forEachChunk(_ rows: Range<Int>, _ body: (Range<Int>) -> Void) {
         let pieces = rows.count * batch >= 64 ? min(Parallel.workerCount, rows.count) : 1
@@ -86,7 +91,7 @@ extension DiagonalColumns {
                 }
                 // Tap 1: row i of the previous column; tap 0: row i − 1.
                 for (tap, shift) in [(1, 0), (0, 1)] {
-                    let from = max(chunk.lowerBound, before.lowerBound + shift), to = min(chunk.upperBound, before.upperBound + shift)
+                    let (from, to) = overlap(chunk, before, shift)
                     guard from < to else { continue }
                     Kernels.gemmSerial(transposeB: true, m: (to - from) * batch, n: 4 * f, k: f,
                                        a: hidden + row(k - 1, from - shift, 0) * f, lda: f, b: weight + tap * 4 * f * f, ldb: f,
@@ -120,7 +125,7 @@ extension DiagonalColumns {
             forEachChunk(here) { chunk in
                 // The next column's gate gradients reach these states through its taps: tap 1 from row i, tap 0 from row i + 1.
                 for (tap, shift) in [(1, 0), (0, 1)] {
-                    let from = max(chunk.lowerBound, after.lowerBound - shift), to = min(chunk.upperBound, after.upperBound - shift)
+                    let (from, to) = overlap(chunk, after, -shift)
                     guard from < to else { continue }
                     Kernels.gemmSerial(m: (to - from) * batch, n: f, k: 4 * f, a: dz + row(k + 1, from + shift, 0) * 4 * f, lda: 4 * f,
                                        b: weight + tap * 4 * f * f, ldb: f, beta: 1, c: dHidden + row(k, from, 0) * f, ldc: f)
@@ -149,7 +154,7 @@ extension DiagonalColumns {
             for k in Swift.stride(from: 1 + w, to: columns, by: workers) {
                 let here = rows(k), before = rows(k - 1)
                 for (tap, shift) in [(1, 0), (0, 1)] {
-                    let from = max(here.lowerBound, before.lowerBound + shift), to = min(here.upperBound, before.upperBound + shift)
+                    let (from, to) = overlap(here, before, shift)
                     guard from < to else { continue }
                     Kernels.gemmSerial(transposeA: true, m: 4 * f, n: f, k: (to - from) * batch, a: dz + row(k, from, 0) * 4 * f, lda: 4 * f,
                                        b: states.hidden + row(k - 1, from - shift, 0) * f, ldb: f,
