@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 enum { maximumDepth = SERIATIM_TAP_MAXIMUM_DEPTH };
 
@@ -91,25 +92,98 @@ AVX2 static void packPanel(long depth, const float *in, const long *offsets, lon
     }
 }
 
+/* AVX-512: the same blocks over 32 columns, each row's two halves in two of the 32 registers (twelve
+   accumulators for six rows, as above, but each multiply-add twice as wide), on panels of 32 columns.
+   Columns past `count` are masked off in the loads and stores of the output, so a partial block needs
+   no scratch. */
+#define AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+#define WIDE_BLOCK(R)                                                                                         \
+    AVX512 static void wide##R##x32(long depth, const float *w, const float *panel, float *out, long ldo,     \
+                                    int accumulate, long count) {                                             \
+        __mmask16 m0 = count >= 16 ? 0xFFFF : (__mmask16)((1u << count) - 1);                                 \
+        __mmask16 m1 = count >= 32 ? 0xFFFF : count <= 16 ? 0 : (__mmask16)((1u << (count - 16)) - 1);        \
+        __m512 c[R][2];                                                                                       \
+        for (int r = 0; r < R; r++) {                                                                         \
+            c[r][0] = accumulate ? _mm512_maskz_loadu_ps(m0, out + r * ldo) : _mm512_setzero_ps();            \
+            c[r][1] = accumulate ? _mm512_maskz_loadu_ps(m1, out + r * ldo + 16) : _mm512_setzero_ps();       \
+        }                                                                                                     \
+        for (long k = 0; k < depth; k++, w += R, panel += 32) {                                               \
+            __m512 x0 = _mm512_load_ps(panel), x1 = _mm512_load_ps(panel + 16);                               \
+            for (int r = 0; r < R; r++) {                                                                     \
+                __m512 v = _mm512_set1_ps(w[r]);                                                              \
+                c[r][0] = _mm512_fmadd_ps(v, x0, c[r][0]);                                                    \
+                c[r][1] = _mm512_fmadd_ps(v, x1, c[r][1]);                                                    \
+            }                                                                                                 \
+        }                                                                                                     \
+        for (int r = 0; r < R; r++) {                                                                         \
+            _mm512_mask_storeu_ps(out + r * ldo, m0, c[r][0]);                                                \
+            _mm512_mask_storeu_ps(out + r * ldo + 16, m1, c[r][1]);                                           \
+        }                                                                                                     \
+    }
+WIDE_BLOCK(6)
+WIDE_BLOCK(4)
+
+/* Columns j…j+count−1 (count ≤ 32) of every shifted input row into a panel of 32 per row, zeros after. */
+AVX512 static void packWidePanel(long depth, const float *in, const long *offsets, long count, float *panel) {
+    __mmask16 m0 = count >= 16 ? 0xFFFF : (__mmask16)((1u << count) - 1);
+    __mmask16 m1 = count >= 32 ? 0xFFFF : count <= 16 ? 0 : (__mmask16)((1u << (count - 16)) - 1);
+    for (long k = 0; k < depth; k++) {
+        const float *p = in + offsets[k];
+        _mm512_store_ps(panel + 32 * k, _mm512_maskz_loadu_ps(m0, p));
+        _mm512_store_ps(panel + 32 * k + 16, _mm512_maskz_loadu_ps(m1, p + 16));
+    }
+}
+
+int seriatim_tap_panel_width(void) {
+    if (!seriatim_tap_convolution_available()) return 0;
+    const char *kernels = getenv("SERIATIM_KERNELS");
+    int avx2Only = kernels && strcmp(kernels, "avx2") == 0;
+    return !avx2Only && __builtin_cpu_supports("avx512f") ? 32 : 16;
+}
+
+int seriatim_tap_wide_available(void) { return seriatim_tap_convolution_available() && __builtin_cpu_supports("avx512f"); }
+
+/* The width asked for (0: the widest), or 0 where this CPU cannot run it. */
+static int usableWidth(int width) {
+    int widest = seriatim_tap_panel_width();
+    if (width == 0) return widest;
+    if (width == 16) return widest > 0 ? 16 : 0;
+    return width == 32 && seriatim_tap_wide_available() ? 32 : 0;
+}
+
+/* One block of `rows` output rows over one panel of `width` columns, `count` of them real. */
+static void anyBlock(int width, int rows, long depth, const float *w, const float *panel, float *out, long ldo,
+                     int accumulate, long count) {
+    if (width == 32) {
+        if (rows == 6) wide6x32(depth, w, panel, out, ldo, accumulate, count);
+        else wide4x32(depth, w, panel, out, ldo, accumulate, count);
+    } else if (count == 16) {
+        block(rows, depth, w, panel, out, ldo, accumulate);
+    } else {
+        partialBlock(rows, depth, w, panel, out, ldo, accumulate, count);
+    }
+}
+
 int seriatim_tap_convolution(int outputs, int inputs, int taps, const float *packed,
                              const float *input, long inputLd, const long *shifts,
-                             float *output, long outputLd, long columns, int accumulate) {
+                             float *output, long outputLd, long columns, int accumulate, int panelWidth) {
     long depth = (long)taps * inputs;
-    if (outputs % 4 != 0 || depth > maximumDepth || !seriatim_tap_convolution_available()) return 0;
+    int width = usableWidth(panelWidth);
+    if (outputs % 4 != 0 || depth > maximumDepth || width == 0) return 0;
     long offsets[maximumDepth];
     for (int t = 0; t < taps; t++)
         for (int i = 0; i < inputs; i++) offsets[(long)t * inputs + i] = i * inputLd + shifts[t];
-    float *panel = aligned_alloc(32, (size_t)depth * 16 * sizeof(float));
+    float *panel = aligned_alloc(64, (size_t)depth * width * sizeof(float));
     if (!panel) return 0;
-    for (long j = 0; j < columns; j += 16) {
-        long count = columns - j < 16 ? columns - j : 16;
-        packPanel(depth, input + j, offsets, count, panel);
+    for (long j = 0; j < columns; j += width) {
+        long count = columns - j < width ? columns - j : width;
+        if (width == 32) packWidePanel(depth, input + j, offsets, count, panel);
+        else packPanel(depth, input + j, offsets, count, panel);
         const float *w = packed;
         for (int first = 0, rows; first < outputs; first += rows, w += rows * depth) {
             rows = blockRows(outputs - first);
-            float *out = output + (long)first * outputLd + j;
-            if (count == 16) block(rows, depth, w, panel, out, outputLd, accumulate);
-            else partialBlock(rows, depth, w, panel, out, outputLd, accumulate, count);
+            anyBlock(width, rows, depth, w, panel, output + (long)first * outputLd + j, outputLd, accumulate, count);
         }
     }
     free(panel);
@@ -117,17 +191,19 @@ int seriatim_tap_convolution(int outputs, int inputs, int taps, const float *pac
 }
 
 int seriatim_tap_weight_gradient(int outputs, int inputs, int taps, const float *gradient, long gradientLd,
-                                 const float *input, long inputLd, const long *shifts, long columns, float *weightGradient) {
-    if (outputs % 4 != 0 || !seriatim_tap_convolution_available()) return 0;
+                                 const float *input, long inputLd, const long *shifts, long columns, float *weightGradient,
+                                 int panelWidth) {
+    int width = usableWidth(panelWidth);
+    if (outputs % 4 != 0 || width == 0) return 0;
     /* The contraction runs over columns, in chunks whose transposed operands stay in L2: the gradient
-       as blocks of rows ([column][rows]), the input as panels of 16 channels ([column][16], zeros past
-       `inputs`), each panel once for all taps (tap t starts shifts[t] columns on). */
+       as blocks of rows ([column][rows]), the input as panels of `width` channels ([column][width],
+       zeros past `inputs`), each panel once for all taps (tap t starts shifts[t] columns on). */
     enum { chunk = 256 };
     long reach = 0;
     for (int t = 0; t < taps; t++) if (shifts[t] > reach) reach = shifts[t];
-    int panels = (inputs + 15) / 16;
-    float *rowsT = aligned_alloc(32, (size_t)outputs * chunk * sizeof(float));
-    float *inputT = aligned_alloc(32, (size_t)panels * (chunk + reach) * 16 * sizeof(float));
+    int panels = (inputs + width - 1) / width;
+    float *rowsT = aligned_alloc(64, (size_t)outputs * chunk * sizeof(float));
+    float *inputT = aligned_alloc(64, (size_t)panels * (chunk + reach) * width * sizeof(float));
     if (!rowsT || !inputT) { free(rowsT); free(inputT); return 0; }
     for (long q0 = 0; q0 < columns; q0 += chunk) {
         long depth = columns - q0 < chunk ? columns - q0 : chunk, span = depth + reach;
@@ -141,24 +217,23 @@ int seriatim_tap_weight_gradient(int outputs, int inputs, int taps, const float 
             a += (long)rows * depth;
         }
         for (int p = 0; p < panels; p++) {
-            float *panel = inputT + (long)p * span * 16;
-            for (int c = 0; c < 16; c++) {
-                int i = p * 16 + c;
-                if (i >= inputs) { for (long q = 0; q < span; q++) panel[q * 16 + c] = 0; continue; }
+            float *panel = inputT + (long)p * span * width;
+            for (int c = 0; c < width; c++) {
+                int i = p * width + c;
+                if (i >= inputs) { for (long q = 0; q < span; q++) panel[q * width + c] = 0; continue; }
                 const float *x = input + (long)i * inputLd + q0;
-                for (long q = 0; q < span; q++) panel[q * 16 + c] = x[q];
+                for (long q = 0; q < span; q++) panel[q * width + c] = x[q];
             }
         }
         for (int p = 0; p < panels; p++) {
-            int width = inputs - p * 16 < 16 ? inputs - p * 16 : 16;
+            long count = inputs - p * width < width ? inputs - p * width : width;
             for (int t = 0; t < taps; t++) {
-                const float *panel = inputT + ((long)p * span + shifts[t]) * 16;
+                const float *panel = inputT + ((long)p * span + shifts[t]) * width;
                 a = rowsT;
                 for (int first = 0, rows; first < outputs; first += rows, a += (long)rows * depth) {
                     rows = blockRows(outputs - first);
-                    float *out = weightGradient + ((long)t * outputs + first) * inputs + p * 16;
-                    if (width == 16) block(rows, depth, a, panel, out, inputs, 1);
-                    else partialBlock(rows, depth, a, panel, out, inputs, 1, width);
+                    float *out = weightGradient + ((long)t * outputs + first) * inputs + p * width;
+                    anyBlock(width, rows, depth, a, panel, out, inputs, 1, count);
                 }
             }
         }
@@ -169,18 +244,21 @@ int seriatim_tap_weight_gradient(int outputs, int inputs, int taps, const float 
 }
 #else
 int seriatim_tap_convolution_available(void) { return 0; }
+int seriatim_tap_panel_width(void) { return 0; }
+int seriatim_tap_wide_available(void) { return 0; }
 
 int seriatim_tap_convolution(int outputs, int inputs, int taps, const float *packed,
                              const float *input, long inputLd, const long *shifts,
-                             float *output, long outputLd, long columns, int accumulate) {
-    (void)accumulate; (void)outputs; (void)inputs; (void)taps; (void)packed; (void)input; (void)inputLd; (void)shifts;
+                             float *output, long outputLd, long columns, int accumulate, int panelWidth) {
+    (void)accumulate; (void)panelWidth; (void)outputs; (void)inputs; (void)taps; (void)packed; (void)input; (void)inputLd; (void)shifts;
     (void)output; (void)outputLd; (void)columns;
     return 0;
 }
 
 int seriatim_tap_weight_gradient(int outputs, int inputs, int taps, const float *gradient, long gradientLd,
-                                 const float *input, long inputLd, const long *shifts, long columns, float *weightGradient) {
-    (void)outputs; (void)inputs; (void)taps; (void)gradient; (void)gradientLd; (void)input; (void)inputLd; (void)shifts;
+                                 const float *input, long inputLd, const long *shifts, long columns, float *weightGradient,
+                                 int panelWidth) {
+    (void)panelWidth; (void)outputs; (void)inputs; (void)taps; (void)gradient; (void)gradientLd; (void)input; (void)inputLd; (void)shifts;
     (void)columns; (void)weightGradient;
     return 0;
 }

@@ -7,7 +7,6 @@
 #include "CKernels.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -18,6 +17,22 @@ enum { maximumTiles = 1024, lineLength = 4 * maximumTiles + 48 };
 
 AVX2 static __m256i tileMask(int count) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* The first `count` (≤ 8) lanes. */
+AVX2 static __m256i laneMask(long count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* line[0 … padded) = row[0 … columns), its ReLU with `relu`, then zeros; reads nothing past the row
+   (masked loads) and writes whole vectors (`padded` a multiple of 8). */
+AVX2 static void loadLine(const float *row, long columns, int relu, float *line, long padded) {
+    const __m256 zero = _mm256_setzero_ps();
+    for (long c = 0; c < padded; c += 8) {
+        __m256 v = c + 8 <= columns ? _mm256_loadu_ps(row + c)
+                 : c < columns     ? _mm256_maskload_ps(row + c, laneMask(columns - c)) : zero;
+        _mm256_storeu_ps(line + c, relu ? _mm256_max_ps(zero, v) : v);  /* NaN stays NaN */
+    }
 }
 
 /* d[j][l] = source[4l + j] for tiles l < 8 and columns j < 4 (32 floats readable). */
@@ -61,8 +76,7 @@ AVX2 int seriatim_winograd_input(const float *row, int tiles, int relu, float *p
     float line[lineLength];
     int columns = 4 * tiles + 2, padded = 32 * ((tiles + 7) / 8) + 8;
     if (prefetch) for (int c = 0; c < columns; c += 16) __builtin_prefetch(row + prefetch + c);
-    for (int c = 0; c < columns; c++) line[c] = relu && row[c] < 0 ? 0 : row[c];
-    memset(line + columns, 0, sizeof(float) * (size_t)(padded - columns));
+    loadLine(row, columns, relu, line, padded);
     const __m256 two = _mm256_set1_ps(2), four = _mm256_set1_ps(4), five = _mm256_set1_ps(5);
     for (int k = 0; k < tiles; k += 8) {
         __m256 d[4], e[4], v[6];
@@ -95,9 +109,16 @@ AVX2 int seriatim_winograd_output(const float *points, long plane, int tiles, fl
         y[3] = _mm256_fmadd_ps(eight, c, _mm256_add_ps(_mm256_add_ps(q, m[5]), b));
         join(y, line + 4 * k);
     }
-    int columns = 4 * tiles;
-    if (residual) for (int c = 0; c < columns; c++) row[c] = line[c] + residual[c];
-    else for (int c = 0; c < columns; c++) row[c] = line[c];
+    /* Whole vectors of eight, then one of four (the row is a multiple of four long). */
+    int columns = 4 * tiles, c = 0;
+    for (; c + 8 <= columns; c += 8) {
+        __m256 v = _mm256_loadu_ps(line + c);
+        _mm256_storeu_ps(row + c, residual ? _mm256_add_ps(v, _mm256_loadu_ps(residual + c)) : v);
+    }
+    if (c < columns) {
+        __m128 v = _mm_loadu_ps(line + c);
+        _mm_storeu_ps(row + c, residual ? _mm_add_ps(v, _mm_loadu_ps(residual + c)) : v);
+    }
     return 1;
 }
 
@@ -105,8 +126,7 @@ AVX2 int seriatim_winograd_gradient(const float *row, int tiles, float *points, 
     if (tiles < 1 || tiles > maximumTiles) return 0;
     float line[lineLength];
     int columns = 4 * tiles, padded = 32 * ((tiles + 7) / 8);
-    for (int c = 0; c < columns; c++) line[c] = row[c];
-    memset(line + columns, 0, sizeof(float) * (size_t)(padded - columns));
+    loadLine(row, columns, 0, line, padded);
     const __m256 two = _mm256_set1_ps(2), four = _mm256_set1_ps(4), eight = _mm256_set1_ps(8);
     __m256 total = _mm256_setzero_ps();
     for (int k = 0; k < tiles; k += 8) {
@@ -157,11 +177,19 @@ AVX2 int seriatim_winograd_input_gradient(const float *points, long plane, int t
         join(e, high + 4 * k + 4);
     }
     for (int c = 32 * ((tiles + 7) / 8); c < padded; c++) low[c] = 0;  /* column 4·tiles − 1 has no tile k = tiles */
-    int columns = 4 * tiles;
-    for (int c = 0; c < columns; c++) {
-        float value = low[c + 1] + high[c + 1];
-        if (gate && !(gate[c] > 0)) value = 0;
-        row[c] = residual ? value + residual[c] : value;
+    /* row[c] = low[c + 1] + high[c + 1], zero where gate[c] ≤ 0, plus residual[c]: eights, then one four. */
+    int columns = 4 * tiles, c = 0;
+    for (; c + 8 <= columns; c += 8) {
+        __m256 value = _mm256_add_ps(_mm256_loadu_ps(low + c + 1), _mm256_loadu_ps(high + c + 1));
+        if (gate) value = _mm256_and_ps(value, _mm256_cmp_ps(_mm256_loadu_ps(gate + c), zero, _CMP_GT_OQ));
+        if (residual) value = _mm256_add_ps(value, _mm256_loadu_ps(residual + c));
+        _mm256_storeu_ps(row + c, value);
+    }
+    if (c < columns) {
+        __m128 value = _mm_add_ps(_mm_loadu_ps(low + c + 1), _mm_loadu_ps(high + c + 1));
+        if (gate) value = _mm_and_ps(value, _mm_cmpgt_ps(_mm_loadu_ps(gate + c), _mm_setzero_ps()));
+        if (residual) value = _mm_add_ps(value, _mm_loadu_ps(residual + c));
+        _mm_storeu_ps(row + c, value);
     }
     return 1;
 }

@@ -16,6 +16,9 @@ extension Kernels {
         return true
     }()
 
+    /// The kernels OpenBLAS chose for this CPU (or `OPENBLAS_CORETYPE` forced), as benchmarks report them.
+    public static var blasCore: String { String(cString: openblas_get_corename()) }
+
     /// GEMMs with fewer multiply-adds than this run on one core.
     public static let parallelGEMMThreshold = 1 << 20
 

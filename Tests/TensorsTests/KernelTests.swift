@@ -317,26 +317,31 @@ import Tensors
         let info = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
         let flags = Set((info.split(separator: "\n").first { $0.hasPrefix("flags") } ?? "").split(separator: " ").map(String.init))
         #expect(TapProduct.isAvailable == (flags.contains("avx2") && flags.contains("fma")))
+        #expect(TapProduct.hasWidePanels == (TapProduct.isAvailable && flags.contains("avx512f")))
         #else
         #expect(!TapProduct.isAvailable)
         #endif
     }
 
+    /// The block widths this CPU runs: 16 columns (AVX2), and 32 (AVX-512) where it has that.
+    static var widths: [Int] { TapProduct.hasWidePanels ? [16, 32] : [16] }
+
     /// `out[o, j] += Σ_t Σ_i W_t[o, i] · in[i, j + shift_t]`, plain, transposed and overwriting, against index
-    /// loops, over column counts that leave whole 16-column blocks and a partial one.
-    @Test(arguments: [(8, 5, 37), (4, 12, 16), (12, 4, 7), (16, 16, 100)])
+    /// loops, over column counts that leave whole 16- and 32-column blocks and partial ones, in both widths.
+    @Test(arguments: [(8, 5, 37), (4, 12, 16), (12, 4, 7), (16, 16, 100), (20, 3, 64), (8, 6, 50)])
     func matchesIndexLoops(shape: (outputs: Int, inputs: Int, columns: Int)) throws {
         try #require(TapProduct.isAvailable)
         var rng = RandomGenerator(seed: 14)
         let (o, i, columns) = shape, shifts = [0, 2, 7], inputLd = columns + 9
-        for (transposed, overwrite) in [(false, false), (true, false), (false, true)] {
+        for width in Self.widths { for (transposed, overwrite) in [(false, false), (true, false), (false, true)] {
             // Stored as W_t[a, b] with (a, b) = (o, i), or (i, o) for the transposed product.
             let (rows, cols) = transposed ? (i, o) : (o, i)
             let weights = rng.uniformTensor([shifts.count, rows, cols], low: -1, high: 1)
             let input = rng.uniformTensor([i, inputLd], low: -1, high: 1)
             let start = rng.uniformTensor([o, columns + 3], low: -1, high: 1)
-            let product = try #require(TapProduct(packedTaps: weights.scalars, taps: shifts.count, outputs: rows, inputs: cols,
+            var product = try #require(TapProduct(packedTaps: weights.scalars, taps: shifts.count, outputs: rows, inputs: cols,
                                                   transposed: transposed))
+            product.width = width
             var fast = start
             input.withUnsafeBufferPointer { xp in fast.withUnsafeMutableBufferPointer { op in shifts.withUnsafeBufferPointer { sp in
                 product.accumulate(input: xp.baseAddress!, inputLd: inputLd, shifts: sp.baseAddress!, output: op.baseAddress!,
@@ -351,15 +356,19 @@ import Tensors
                 } }
                 expected.scalars[out * (columns + 3) + j] = Float(sum)
             } }
-            #expect(fast.maxAbsoluteDifference(expected) < 1e-4, "\(shape), transposed \(transposed), overwrite \(overwrite)")
-        }
+            #expect(fast.maxAbsoluteDifference(expected) < 1e-4, "\(shape), width \(width), transposed \(transposed), overwrite \(overwrite)")
+        } }
     }
 
     /// `dW[(t·O + o)·I + i] += Σ_q g[o, q] · in[i, q + shift_t]` against index loops: inputs that leave
-    /// a partial panel of 16, and more columns than one chunk of 256.
-    @Test(arguments: [(8, 5, 37), (4, 20, 300), (16, 16, 600)])
+    /// a partial panel of 16 or 32, and more columns than one chunk of 256, in both widths.
+    @Test(arguments: [(8, 5, 37), (4, 20, 300), (16, 16, 600), (12, 40, 70)])
     func weightGradientMatchesIndexLoops(shape: (outputs: Int, inputs: Int, columns: Int)) throws {
         try #require(TapProduct.isAvailable)
+        for width in Self.widths { try weightGradientMatchesIndexLoops(shape: shape, width: width) }
+    }
+
+    func weightGradientMatchesIndexLoops(shape: (outputs: Int, inputs: Int, columns: Int), width: Int) throws {
         var rng = RandomGenerator(seed: 15)
         let (o, i, columns) = shape, shifts = [0, 3, 29], gradientLd = columns + 5, inputLd = columns + 31
         let gradient = rng.uniformTensor([o, gradientLd], low: -1, high: 1)
@@ -370,7 +379,7 @@ import Tensors
             fast.withUnsafeMutableBufferPointer { wp in shifts.withUnsafeBufferPointer { sp in
                 TapProduct.accumulateWeightGradient(outputs: o, inputs: i, taps: shifts.count, gradient: gp.baseAddress!, gradientLd: gradientLd,
                                                     input: xp.baseAddress!, inputLd: inputLd, shifts: sp.baseAddress!, columns: columns,
-                                                    into: wp.baseAddress!)
+                                                    into: wp.baseAddress!, width: width)
             } }
         } }
         #expect(done)
@@ -380,7 +389,7 @@ import Tensors
             for q in 0..<columns { sum += Double(gradient.scalars[out * gradientLd + q]) * Double(input.scalars[k * inputLd + q + shift]) }
             expected.scalars[(t * o + out) * i + k] = Float(sum)
         } } }
-        #expect(fast.maxAbsoluteDifference(expected) < 1e-3, "\(shape)")
+        #expect(fast.maxAbsoluteDifference(expected) < 1e-3, "\(shape), width \(width)")
     }
 
     @Test func refusesOutputsNotAMultipleOfFour() {

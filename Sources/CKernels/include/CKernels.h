@@ -1,14 +1,23 @@
 #ifndef SERIATIM_CKERNELS_H
 #define SERIATIM_CKERNELS_H
 /* Hand-vectorised kernels the BLAS has no call for. C, because the register blocking they need
-   (twelve AVX accumulators) is what Swift's code generator spills. Compiled for AVX2 + FMA per
-   function and chosen at run time, so a build still runs on any x86-64 (callers fall back to BLAS). */
+   (twelve AVX accumulators) is what Swift's code generator spills. Compiled for AVX2 + FMA (the tap
+   products also for AVX-512) per function and chosen at run time, so a build still runs on any x86-64 (callers fall back to BLAS). */
 
 /* The longest contraction (taps · inputs) `seriatim_tap_convolution` takes. */
 #define SERIATIM_TAP_MAXIMUM_DEPTH 8192
 
 /* Whether this CPU runs the AVX2 + FMA kernels below. */
 int seriatim_tap_convolution_available(void);
+
+/* The columns the shifted-tap products below work on at a time by default: 32 with AVX-512 F (six
+   rows × 32 columns in twelve 512-bit registers), 16 with AVX2 only (six rows × 16 in twelve 256-bit
+   ones), 0 where neither runs; 16 with SERIATIM_KERNELS=avx2 in the environment (to measure one
+   against the other). Each product takes a `panelWidth`: 0 for this default, or 16 or 32 (the tests
+   run both); a width the CPU cannot run makes it return 0. */
+int seriatim_tap_panel_width(void);
+/* Whether blocks of 32 columns (AVX-512 F) run on this CPU. */
+int seriatim_tap_wide_available(void);
 
 /* Packs the weights of a shifted-tap product for `seriatim_tap_convolution` (outputs · inputs · taps
    floats): weight (t, o, i) is weights[t * tapStride + o * outputStride + i * inputStride] (so a
@@ -22,13 +31,14 @@ void seriatim_pack_tap_weights(int outputs, int inputs, int taps, const float *w
    Returns 0 (and does nothing) if the CPU lacks AVX2 + FMA or taps · inputs exceeds SERIATIM_TAP_MAXIMUM_DEPTH. */
 int seriatim_tap_convolution(int outputs, int inputs, int taps, const float *packed,
                              const float *input, long inputLd, const long *shifts,
-                             float *output, long outputLd, long columns, int accumulate);
+                             float *output, long outputLd, long columns, int accumulate, int panelWidth);
 
 /* The weights' gradient of the same product: weightGradient[(t * outputs + o) * inputs + i] +=
    Σ_{q < columns} gradient[o * gradientLd + q] · input[i * inputLd + q + shifts[t]] (shifts ≥ 0).
    Returns 0 (and does nothing) if the CPU lacks AVX2 + FMA or outputs is not a multiple of 4. */
 int seriatim_tap_weight_gradient(int outputs, int inputs, int taps, const float *gradient, long gradientLd,
-                                 const float *input, long inputLd, const long *shifts, long columns, float *weightGradient);
+                                 const float *input, long inputLd, const long *shifts, long columns, float *weightGradient,
+                                 int panelWidth);
 
 /* Winograd F(4, 3) along a row of `tiles` tiles of four columns (at most 1024 tiles), with the six
    transform points of tile k at points[ξ · plane + k]. The two that write points write whole blocks

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Tensors
 
 /// `seriatim bench …`: repeatable speed measurements (not tests).
 struct Bench: ParsableCommand {
@@ -24,8 +25,10 @@ func measure(warmup: Int = 1, minimumRuns: Int = 3, minimum: Double = 0.5, _ bod
     return times[times.count / 2]
 }
 
-/// Prints a JSON object with sorted keys.
+/// Prints a benchmark's JSON object with sorted keys, plus `blas_kernels`: the BLAS kernels it ran on.
 func printJSON(_ object: [String: Any]) {
+    var object = object
+    object["blas_kernels"] = Kernels.blasCore
     let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
     print(String(decoding: data, as: UTF8.self))
 }
