@@ -14,7 +14,7 @@ cp .build/release/seriatim "$S"
 isa=$(grep -qw avx512f /proc/cpuinfo && echo AVX-512 || echo AVX2)
 machine="$(nproc)-core $(lscpu | sed -n 's/^Model name: *//p' | head -1) ($isa), commit $(git rev-parse --short HEAD)"
 
-declare -A steps=( [fvsbn]=20000 [nade]=10000 [made]=10000 [made32]=16000 [pixelcnn]=6000 [row-lstm]=6000 [diagonal-bilstm]=5000 )
+declare -A steps=( [fvsbn]=20000 [nade]=10000 [made]=10000 [made32]=80000 [pixelcnn]=6000 [row-lstm]=6000 [diagonal-bilstm]=5000 )
 declare -A paper=( [fvsbn]=97.45 [nade]=88.86 [made]=88.40 [made32]=86.64 [pixelcnn]=81.30 [row-lstm]=80.54 [diagonal-bilstm]=79.20 )
 declare -A label=( [fvsbn]="FVSBN (L2 1e-4)" [nade]="NADE (500 hidden)" [made]="MADE (1×4000, 1 mask)" [made32]="MADE (2×4000, 32 masks)"
                    [pixelcnn]="PixelCNN (7×7 A, 12×3×3 B, 64 maps)" [row-lstm]="Row LSTM (7×7 A, 4 layers of 32)"

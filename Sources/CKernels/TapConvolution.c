@@ -165,6 +165,28 @@ static void anyBlock(int width, int rows, long depth, const float *w, const floa
     }
 }
 
+/* dst[k · ld + r] = src[r · ls + k] for r < rows, k < length: four rows at a time by 4×4 transposes
+   (the rest one by one), for the weight gradient's operands, which it reads across rows. */
+AVX2 static void transposeRows(const float *src, long ls, int rows, long length, float *dst, long ld) {
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        long k = 0;
+        for (; k + 4 <= length; k += 4) {
+            __m128 a = _mm_loadu_ps(src + r * ls + k), b = _mm_loadu_ps(src + (r + 1) * ls + k);
+            __m128 c = _mm_loadu_ps(src + (r + 2) * ls + k), d = _mm_loadu_ps(src + (r + 3) * ls + k);
+            _MM_TRANSPOSE4_PS(a, b, c, d);
+            _mm_storeu_ps(dst + k * ld + r, a);
+            _mm_storeu_ps(dst + (k + 1) * ld + r, b);
+            _mm_storeu_ps(dst + (k + 2) * ld + r, c);
+            _mm_storeu_ps(dst + (k + 3) * ld + r, d);
+        }
+        for (; k < length; k++)
+            for (int i = 0; i < 4; i++) dst[k * ld + r + i] = src[(r + i) * ls + k];
+    }
+    for (; r < rows; r++)
+        for (long k = 0; k < length; k++) dst[k * ld + r] = src[r * ls + k];
+}
+
 int seriatim_tap_convolution(int outputs, int inputs, int taps, const float *packed,
                              const float *input, long inputLd, const long *shifts,
                              float *output, long outputLd, long columns, int accumulate, int panelWidth) {
@@ -210,20 +232,15 @@ int seriatim_tap_weight_gradient(int outputs, int inputs, int taps, const float 
         float *a = rowsT;
         for (int first = 0, rows; first < outputs; first += rows) {
             rows = blockRows(outputs - first);
-            for (int r = 0; r < rows; r++) {
-                const float *g = gradient + (long)(first + r) * gradientLd + q0;
-                for (long k = 0; k < depth; k++) a[k * rows + r] = g[k];
-            }
+            transposeRows(gradient + (long)first * gradientLd + q0, gradientLd, rows, depth, a, rows);
             a += (long)rows * depth;
         }
         for (int p = 0; p < panels; p++) {
             float *panel = inputT + (long)p * span * width;
-            for (int c = 0; c < width; c++) {
-                int i = p * width + c;
-                if (i >= inputs) { for (long q = 0; q < span; q++) panel[q * width + c] = 0; continue; }
-                const float *x = input + (long)i * inputLd + q0;
-                for (long q = 0; q < span; q++) panel[q * width + c] = x[q];
-            }
+            int real = inputs - p * width < width ? inputs - p * width : width;
+            transposeRows(input + (long)p * width * inputLd + q0, inputLd, real, span, panel, width);
+            for (int c = real; c < width; c++)
+                for (long q = 0; q < span; q++) panel[q * width + c] = 0;
         }
         for (int p = 0; p < panels; p++) {
             long count = inputs - p * width < width ? inputs - p * width : width;
@@ -246,6 +263,28 @@ int seriatim_tap_weight_gradient(int outputs, int inputs, int taps, const float 
 int seriatim_tap_convolution_available(void) { return 0; }
 int seriatim_tap_panel_width(void) { return 0; }
 int seriatim_tap_wide_available(void) { return 0; }
+
+/* dst[k · ld + r] = src[r · ls + k] for r < rows, k < length: four rows at a time by 4×4 transposes
+   (the rest one by one), for the weight gradient's operands, which it reads across rows. */
+AVX2 static void transposeRows(const float *src, long ls, int rows, long length, float *dst, long ld) {
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        long k = 0;
+        for (; k + 4 <= length; k += 4) {
+            __m128 a = _mm_loadu_ps(src + r * ls + k), b = _mm_loadu_ps(src + (r + 1) * ls + k);
+            __m128 c = _mm_loadu_ps(src + (r + 2) * ls + k), d = _mm_loadu_ps(src + (r + 3) * ls + k);
+            _MM_TRANSPOSE4_PS(a, b, c, d);
+            _mm_storeu_ps(dst + k * ld + r, a);
+            _mm_storeu_ps(dst + (k + 1) * ld + r, b);
+            _mm_storeu_ps(dst + (k + 2) * ld + r, c);
+            _mm_storeu_ps(dst + (k + 3) * ld + r, d);
+        }
+        for (; k < length; k++)
+            for (int i = 0; i < 4; i++) dst[k * ld + r + i] = src[(r + i) * ls + k];
+    }
+    for (; r < rows; r++)
+        for (long k = 0; k < length; k++) dst[k * ld + r] = src[r * ls + k];
+}
 
 int seriatim_tap_convolution(int outputs, int inputs, int taps, const float *packed,
                              const float *input, long inputLd, const long *shifts,
