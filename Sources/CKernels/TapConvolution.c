@@ -136,10 +136,13 @@ AVX512 static void packWidePanel(long depth, const float *in, const long *offset
 }
 
 int seriatim_tap_panel_width(void) {
-    if (!seriatim_tap_convolution_available()) return 0;
-    const char *kernels = getenv("SERIATIM_KERNELS");
-    int avx2Only = kernels && strcmp(kernels, "avx2") == 0;
-    return !avx2Only && __builtin_cpu_supports("avx512f") ? 32 : 16;
+    static _Atomic int width = -1; /* decided once: every product asks */
+    if (width < 0) {
+        const char *kernels = getenv("SERIATIM_KERNELS");
+        int avx2Only = kernels && strcmp(kernels, "avx2") == 0;
+        width = !seriatim_tap_convolution_available() ? 0 : !avx2Only && __builtin_cpu_supports("avx512f") ? 32 : 16;
+    }
+    return width;
 }
 
 int seriatim_tap_wide_available(void) { return seriatim_tap_convolution_available() && __builtin_cpu_supports("avx512f"); }
@@ -263,28 +266,6 @@ int seriatim_tap_weight_gradient(int outputs, int inputs, int taps, const float 
 int seriatim_tap_convolution_available(void) { return 0; }
 int seriatim_tap_panel_width(void) { return 0; }
 int seriatim_tap_wide_available(void) { return 0; }
-
-/* dst[k · ld + r] = src[r · ls + k] for r < rows, k < length: four rows at a time by 4×4 transposes
-   (the rest one by one), for the weight gradient's operands, which it reads across rows. */
-AVX2 static void transposeRows(const float *src, long ls, int rows, long length, float *dst, long ld) {
-    int r = 0;
-    for (; r + 4 <= rows; r += 4) {
-        long k = 0;
-        for (; k + 4 <= length; k += 4) {
-            __m128 a = _mm_loadu_ps(src + r * ls + k), b = _mm_loadu_ps(src + (r + 1) * ls + k);
-            __m128 c = _mm_loadu_ps(src + (r + 2) * ls + k), d = _mm_loadu_ps(src + (r + 3) * ls + k);
-            _MM_TRANSPOSE4_PS(a, b, c, d);
-            _mm_storeu_ps(dst + k * ld + r, a);
-            _mm_storeu_ps(dst + (k + 1) * ld + r, b);
-            _mm_storeu_ps(dst + (k + 2) * ld + r, c);
-            _mm_storeu_ps(dst + (k + 3) * ld + r, d);
-        }
-        for (; k < length; k++)
-            for (int i = 0; i < 4; i++) dst[k * ld + r + i] = src[(r + i) * ls + k];
-    }
-    for (; r < rows; r++)
-        for (long k = 0; k < length; k++) dst[k * ld + r] = src[r * ls + k];
-}
 
 int seriatim_tap_convolution(int outputs, int inputs, int taps, const float *packed,
                              const float *input, long inputLd, const long *shifts,
