@@ -19,18 +19,13 @@ AVX2 static __m256i tileMask(int count) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-/* The first `count` (≤ 8) lanes. */
-AVX2 static __m256i laneMask(long count) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
 /* line[0 … padded) = row[0 … columns), its ReLU with `relu`, then zeros; reads nothing past the row
    (masked loads) and writes whole vectors (`padded` a multiple of 8). */
 AVX2 static void loadLine(const float *row, long columns, int relu, float *line, long padded) {
     const __m256 zero = _mm256_setzero_ps();
     for (long c = 0; c < padded; c += 8) {
         __m256 v = c + 8 <= columns ? _mm256_loadu_ps(row + c)
-                 : c < columns     ? _mm256_maskload_ps(row + c, laneMask(columns - c)) : zero;
+                 : c < columns     ? _mm256_maskload_ps(row + c, tileMask((int)(columns - c))) : zero;
         _mm256_storeu_ps(line + c, relu ? _mm256_max_ps(zero, v) : v);  /* NaN stays NaN */
     }
 }

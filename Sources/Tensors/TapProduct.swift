@@ -1,10 +1,11 @@
 import CKernels
 
 /// A sum of shifted matrix products, `out[o, j] += Σ_t Σ_i W_t[o, i] · in[i, j + shift_t]`, by the AVX2
-/// or AVX-512 kernel in `CKernels`: every tap and input channel is one contraction, the input copied once per
-/// 16 (AVX2) or 32 (AVX-512) columns rather than packed again per tap, the output loaded once rather than once per tap (a
-/// grid convolution's forward pass and its input gradient). `nil` where that kernel cannot run (no AVX2 + FMA, outputs
-/// not a multiple of 4, or taps·inputs beyond `SERIATIM_TAP_MAXIMUM_DEPTH`); callers then use one GEMM per tap.
+/// or AVX-512 kernel in `CKernels`: every tap and input channel is one contraction, the input copied
+/// once per 16 (AVX2) or 32 (AVX-512) columns rather than packed again per tap, the output loaded once
+/// rather than once per tap (a grid convolution's forward pass and its input gradient). `nil` where
+/// that kernel cannot run (no AVX2 + FMA, outputs not a multiple of 4, or taps·inputs beyond
+/// `SERIATIM_TAP_MAXIMUM_DEPTH`); callers then use one GEMM per tap.
 public struct TapProduct {
     public static let isAvailable = seriatim_tap_convolution_available() != 0
     /// Columns per block by default: 32 with AVX-512, 16 with AVX2 only (or `SERIATIM_KERNELS=avx2`), 0 without AVX2.
