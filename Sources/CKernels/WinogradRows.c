@@ -89,6 +89,53 @@ AVX2 int seriatim_winograd_input(const float *row, int tiles, int relu, float *p
     return 1;
 }
 
+/* AVX-512, two image rows at once where a row is 4…7 tiles (up to 30 columns: two 16-float loads): each
+   row's columns come in by masked loads, the 4×8 split is two `vpermt2ps` per input (row A's tiles in
+   lanes 0–7, row B's in 8–15), and the points of both rows go out compressed, `2·tiles` in a row, by one
+   whole-vector store per point (up to 8 floats past them: the next row's, or the plane's padding). */
+#define AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+int seriatim_winograd_input_pairs(int tiles) {
+    return tiles >= 4 && tiles <= 7 && seriatim_tap_panel_width() == 32;
+}
+
+AVX512 static void loadRow(const float *row, int columns, int relu, __m512 *lo, __m512 *hi) {
+    __mmask16 mlo = columns >= 16 ? 0xFFFF : (__mmask16)((1u << columns) - 1);
+    __mmask16 mhi = columns <= 16 ? 0 : (__mmask16)((1u << (columns - 16)) - 1);
+    *lo = _mm512_maskz_loadu_ps(mlo, row);
+    *hi = _mm512_maskz_loadu_ps(mhi, row + 16);
+    if (relu) { *lo = _mm512_max_ps(_mm512_setzero_ps(), *lo); *hi = _mm512_max_ps(_mm512_setzero_ps(), *hi); }
+}
+
+AVX512 int seriatim_winograd_input_pair(const float *rowA, const float *rowB, int tiles, int relu, float *points,
+                                        long plane, long prefetch) {
+    if (!seriatim_winograd_input_pairs(tiles)) return 0;
+    int columns = 4 * tiles + 2;
+    if (prefetch)
+        for (int c = 0; c < columns; c += 16) { __builtin_prefetch(rowA + prefetch + c); __builtin_prefetch(rowB + prefetch + c); }
+    __m512 aLo, aHi, bLo, bHi;
+    loadRow(rowA, columns, relu, &aLo, &aHi);
+    loadRow(rowB, columns, relu, &bLo, &bHi);
+    __m512 d[6];
+    for (int j = 0; j < 6; j++) {
+        /* lane l: input j of tile l mod 8, column 4(l mod 8) + j of row A (l < 8) or row B */
+        __m512i index = _mm512_add_epi32(_mm512_set1_epi32(j),
+                                         _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28));
+        d[j] = _mm512_mask_mov_ps(_mm512_permutex2var_ps(aLo, index, aHi), 0xFF00, _mm512_permutex2var_ps(bLo, index, bHi));
+    }
+    const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4), five = _mm512_set1_ps(5);
+    __m512 v[6];
+    v[0] = _mm512_add_ps(_mm512_fmsub_ps(four, d[0], _mm512_mul_ps(five, d[2])), d[4]);
+    v[1] = _mm512_fnmadd_ps(four, _mm512_add_ps(d[1], d[2]), _mm512_add_ps(d[3], d[4]));
+    v[2] = _mm512_fmadd_ps(four, _mm512_sub_ps(d[1], d[2]), _mm512_sub_ps(d[4], d[3]));
+    v[3] = _mm512_fmadd_ps(two, _mm512_sub_ps(d[3], d[1]), _mm512_sub_ps(d[4], d[2]));
+    v[4] = _mm512_fmadd_ps(two, _mm512_sub_ps(d[1], d[3]), _mm512_sub_ps(d[4], d[2]));
+    v[5] = _mm512_add_ps(_mm512_fmsub_ps(four, d[1], _mm512_mul_ps(five, d[3])), d[5]);
+    __mmask16 keep = (__mmask16)(((1u << tiles) - 1) | (((1u << tiles) - 1) << 8));
+    for (int xi = 0; xi < 6; xi++) _mm512_storeu_ps(points + xi * plane, _mm512_maskz_compress_ps(keep, v[xi]));
+    return 1;
+}
+
 AVX2 int seriatim_winograd_output(const float *points, long plane, int tiles, float bias, const float *residual, float *row) {
     if (tiles < 1 || tiles > maximumTiles) return 0;
     float line[lineLength];
@@ -189,6 +236,11 @@ AVX2 int seriatim_winograd_input_gradient(const float *points, long plane, int t
     return 1;
 }
 #else
+int seriatim_winograd_input_pairs(int tiles) { (void)tiles; return 0; }
+int seriatim_winograd_input_pair(const float *rowA, const float *rowB, int tiles, int relu, float *points,
+                                 long plane, long prefetch) {
+    (void)rowA; (void)rowB; (void)tiles; (void)relu; (void)points; (void)plane; (void)prefetch; return 0;
+}
 /* Unreachable: the row transforms are used only with the AVX2 tap products, which need x86-64. */
 int seriatim_winograd_input(const float *row, int tiles, int relu, float *points, long plane, long prefetch) {
     (void)row; (void)tiles; (void)relu; (void)points; (void)plane; (void)prefetch; return 0;

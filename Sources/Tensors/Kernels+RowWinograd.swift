@@ -109,14 +109,26 @@ struct RowWinograd {
     /// Rows in order: a row's spill past its last tile is overwritten by the next.
     func transformInput(_ x: UnsafePointer<Float>, channels: Int, first: Int, rows: Int, relu: Bool, into v: UnsafeMutablePointer<Float>) {
         let (total, plane, count) = (grid.total, plane(channels: channels, rows: rows), gridRows)
+        let pairs = seriatim_winograd_input_pairs(Int32(tiles)) != 0
         for c in 0..<channels {
-            for r in 0..<rows {
+            let prefetch = c + 1 < channels ? total : 0
+            var r = 0
+            while r < rows {
                 let (g, out) = (first + r, v + (c * rows + r) * tiles)
                 guard g >= 0 && g < count else {
                     for xi in 0..<Self.points { (out + xi * plane).initialize(repeating: 0, count: tiles) }
+                    r += 1
                     continue
                 }
-                seriatim_winograd_input(x + c * total + rowStart(g) - 1, Int32(tiles), relu ? 1 : 0, out, plane, c + 1 < channels ? total : 0)
+                let row = x + c * total + rowStart(g) - 1
+                if pairs && r + 1 < rows && g + 1 < count {
+                    // Both rows in one AVX-512 call (rows of 4…7 tiles).
+                    seriatim_winograd_input_pair(row, x + c * total + rowStart(g + 1) - 1, Int32(tiles), relu ? 1 : 0, out, plane, prefetch)
+                    r += 2
+                } else {
+                    seriatim_winograd_input(row, Int32(tiles), relu ? 1 : 0, out, plane, prefetch)
+                    r += 1
+                }
             }
         }
     }

@@ -129,12 +129,13 @@ private func typeBMask(outputs: Int, inputs: Int) -> Tensor {
 @Suite struct GradientCheckTests {
     /// A grid convolution computes what `maskedConv2D` does on the unpadded layout, for every
     /// combination of ReLU input and residual, values and gradients, over several column tiles, with the
-    /// AVX2 tap product (channels a multiple of 4) and without; its output and its input gradient are
+    /// tap products (channels a multiple of 4) and without, on rows of 1 to 9 Winograd tiles (AVX-512
+    /// transforms two rows at once at 4 to 7); its output and its input gradient are
     /// zero at every padding position of the grid.
     @Test(arguments: [(3, false, false, 19), (3, true, false, 19), (17, false, true, 19), (17, true, true, 19), (5, true, true, 19),
                       (16, true, true, 19), (8, false, false, 19), (12, true, false, 19),
                       (16, true, true, 20), (8, false, false, 20), (12, true, false, 8), (4, false, true, 4),
-                      (16, true, true, 32), (8, true, false, 36)])
+                      (16, true, true, 32), (8, true, false, 36), (16, true, true, 28), (8, false, true, 24)])
     func gridConvolutionMatchesTheUnpaddedOne(channels: Int, reluInput: Bool, residual: Bool, width: Int) {
         var rng = RandomGenerator(seed: 96)
         let (batch, height) = (3, 20)  // 3·21·20 grid columns: several tiles
