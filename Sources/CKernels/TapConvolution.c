@@ -29,8 +29,7 @@ void seriatim_pack_tap_weights(int outputs, int inputs, int taps, const float *w
 }
 
 #if defined(__x86_64__)
-#include <immintrin.h>
-#define AVX2 __attribute__((target("avx2,fma")))
+#include "TargetAttributes.h"
 
 int seriatim_tap_convolution_available(void) {
     __builtin_cpu_init();
@@ -96,13 +95,10 @@ AVX2 static void packPanel(long depth, const float *in, const long *offsets, lon
    accumulators for six rows, as above, but each multiply-add twice as wide), on panels of 32 columns.
    Columns past `count` are masked off in the loads and stores of the output, so a partial block needs
    no scratch. */
-#define AVX512 __attribute__((target("avx512f,avx2,fma")))
-
 #define WIDE_BLOCK(R)                                                                                         \
     AVX512 static void wide##R##x32(long depth, const float *w, const float *panel, float *out, long ldo,     \
                                     int accumulate, long count) {                                             \
-        __mmask16 m0 = count >= 16 ? 0xFFFF : (__mmask16)((1u << count) - 1);                                 \
-        __mmask16 m1 = count >= 32 ? 0xFFFF : count <= 16 ? 0 : (__mmask16)((1u << (count - 16)) - 1);        \
+        __mmask16 m0 = firstLanes(count), m1 = firstLanes(count - 16);                                        \
         __m512 c[R][2];                                                                                       \
         for (int r = 0; r < R; r++) {                                                                         \
             c[r][0] = accumulate ? _mm512_maskz_loadu_ps(m0, out + r * ldo) : _mm512_setzero_ps();            \
@@ -126,8 +122,7 @@ WIDE_BLOCK(4)
 
 /* Columns j…j+count−1 (count ≤ 32) of every shifted input row into a panel of 32 per row, zeros after. */
 AVX512 static void packWidePanel(long depth, const float *in, const long *offsets, long count, float *panel) {
-    __mmask16 m0 = count >= 16 ? 0xFFFF : (__mmask16)((1u << count) - 1);
-    __mmask16 m1 = count >= 32 ? 0xFFFF : count <= 16 ? 0 : (__mmask16)((1u << (count - 16)) - 1);
+    __mmask16 m0 = firstLanes(count), m1 = firstLanes(count - 16);
     for (long k = 0; k < depth; k++) {
         const float *p = in + offsets[k];
         _mm512_store_ps(panel + 32 * k, _mm512_maskz_loadu_ps(m0, p));

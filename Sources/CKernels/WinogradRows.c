@@ -9,8 +9,7 @@
 #include <stdlib.h>
 
 #if defined(__x86_64__)
-#include <immintrin.h>
-#define AVX2 __attribute__((target("avx2,fma")))
+#include "TargetAttributes.h"
 
 /* Lines hold up to this many tiles (4096 columns) plus a block of slack. */
 enum { maximumTiles = 1024, lineLength = 4 * maximumTiles + 48 };
@@ -93,17 +92,13 @@ AVX2 int seriatim_winograd_input(const float *row, int tiles, int relu, float *p
    row's columns come in by masked loads, the 4×8 split is two `vpermt2ps` per input (row A's tiles in
    lanes 0–7, row B's in 8–15), and the points of both rows go out compressed, `2·tiles` in a row, by one
    whole-vector store per point (up to 8 floats past them: the next row's, or the plane's padding). */
-#define AVX512 __attribute__((target("avx512f,avx2,fma")))
-
 int seriatim_winograd_input_pairs(int tiles) {
     return tiles >= 4 && tiles <= 7 && seriatim_tap_panel_width() == 32;
 }
 
 AVX512 static void loadRow(const float *row, int columns, int relu, __m512 *lo, __m512 *hi) {
-    __mmask16 mlo = columns >= 16 ? 0xFFFF : (__mmask16)((1u << columns) - 1);
-    __mmask16 mhi = columns <= 16 ? 0 : (__mmask16)((1u << (columns - 16)) - 1);
-    *lo = _mm512_maskz_loadu_ps(mlo, row);
-    *hi = _mm512_maskz_loadu_ps(mhi, row + 16);
+    *lo = _mm512_maskz_loadu_ps(firstLanes(columns), row);
+    *hi = _mm512_maskz_loadu_ps(firstLanes(columns - 16), row + 16);
     if (relu) { *lo = _mm512_max_ps(_mm512_setzero_ps(), *lo); *hi = _mm512_max_ps(_mm512_setzero_ps(), *hi); }
 }
 

@@ -123,7 +123,7 @@ struct RowWinograd {
                 let row = x + c * total + rowStart(g) - 1
                 if pairs && r + 1 < rows && g + 1 < count {
                     // Both rows in one AVX-512 call (rows of 4…7 tiles).
-                    seriatim_winograd_input_pair(row, x + c * total + rowStart(g + 1) - 1, Int32(tiles), relu ? 1 : 0, out, plane, prefetch)
+                    seriatim_winograd_input_pair(row, row + grid.layout.stride, Int32(tiles), relu ? 1 : 0, out, plane, prefetch)
                     r += 2
                 } else {
                     seriatim_winograd_input(row, Int32(tiles), relu ? 1 : 0, out, plane, prefetch)

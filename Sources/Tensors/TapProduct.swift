@@ -8,12 +8,10 @@ import CKernels
 /// `SERIATIM_TAP_MAXIMUM_DEPTH`); callers then use one GEMM per tap.
 public struct TapProduct {
     public static let isAvailable = seriatim_tap_convolution_available() != 0
-    /// Columns per block by default: 32 with AVX-512, 16 with AVX2 only (or `SERIATIM_KERNELS=avx2`), 0 without AVX2.
-    public static var panelWidth: Int { Int(seriatim_tap_panel_width()) }
     /// Whether this CPU can run blocks of 32 columns (AVX-512 F).
     public static let hasWidePanels = seriatim_tap_wide_available() != 0
     public let outputs: Int, inputs: Int, taps: Int
-    /// 16 or 32 columns per block, or 0 for the default (`panelWidth`).
+    /// 16 or 32 columns per block, or 0 for the default: 32 with AVX-512, 16 with AVX2 only or `SERIATIM_KERNELS=avx2`.
     public var width = 0
     private let packed: [Float]
 

@@ -2,7 +2,8 @@
 #define SERIATIM_CKERNELS_H
 /* Hand-vectorised kernels the BLAS has no call for. C, because the register blocking they need
    (twelve AVX accumulators) is what Swift's code generator spills. Compiled for AVX2 + FMA (the tap
-   products also for AVX-512) per function and chosen at run time, so a build still runs on any x86-64 (callers fall back to BLAS). */
+   products and the input transform also for AVX-512) per function and chosen at run time, so a build
+   still runs on any x86-64 (callers fall back to BLAS). */
 
 /* The longest contraction (taps · inputs) `seriatim_tap_convolution` takes. */
 #define SERIATIM_TAP_MAXIMUM_DEPTH 8192
