@@ -88,11 +88,11 @@ AVX2 int seriatim_winograd_input(const float *row, int tiles, int relu, float *p
     return 1;
 }
 
-/* AVX-512, two image rows at once where a row is 4…7 tiles (up to 30 columns: two 16-float loads): each
-   row's columns come in by masked loads, the 4×8 split is two `vpermt2ps` per input (row A's tiles in
-   lanes 0–7, row B's in 8–15), and the points of both rows go out compressed, `2·tiles` in a row, by one
-   whole-vector store per point (up to 8 floats past them: the next row's, or the plane's padding). */
-int seriatim_winograd_input_pairs(int tiles) {
+/* AVX-512, two image rows at once where a row is 4…7 tiles (up to 30 columns: two 16-float loads or
+   stores per row). A row pair's points are 2·tiles in a row in each plane (row A's tiles, then row B's),
+   one vector per point: row A's tiles in lanes 0 … tiles − 1, row B's in tiles … 2·tiles − 1. Columns are
+   split into tiles and joined back by `vpermt2ps`. */
+int seriatim_winograd_row_pairs(int tiles) {
     return tiles >= 4 && tiles <= 7 && seriatim_tap_panel_width() == 32;
 }
 
@@ -102,22 +102,69 @@ AVX512 static void loadRow(const float *row, int columns, int relu, __m512 *lo, 
     if (relu) { *lo = _mm512_max_ps(_mm512_setzero_ps(), *lo); *hi = _mm512_max_ps(_mm512_setzero_ps(), *hi); }
 }
 
-AVX512 int seriatim_winograd_input_pair(const float *rowA, const float *rowB, int tiles, int relu, float *points,
+/* d[j] = column 4l + j + first of row A in lanes l < tiles, of row B in lanes tiles … 2·tiles − 1 (j < count). */
+AVX512 static void splitPair(const float *row, long stride, int tiles, int columns, int relu, int count, __m512 d[]) {
+    __m512 aLo, aHi, bLo, bHi;
+    loadRow(row, columns, relu, &aLo, &aHi);
+    loadRow(row + stride, columns, relu, &bLo, &bHi);
+    const __m512i fours = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60);
+    const __m512i backB = _mm512_set1_epi32(4 * tiles);  /* row B's lanes start at tile 0 again */
+    const __mmask16 laneB = (__mmask16)(firstLanes(2 * tiles) & ~firstLanes(tiles));
+    for (int j = 0; j < count; j++) {
+        __m512i index = _mm512_add_epi32(fours, _mm512_set1_epi32(j));  /* taken mod 32: lanes past a row are unused */
+        d[j] = _mm512_mask_mov_ps(_mm512_permutex2var_ps(aLo, index, aHi), laneB,
+                                  _mm512_permutex2var_ps(bLo, _mm512_sub_epi32(index, backB), bHi));
+    }
+}
+
+/* The inverse of `splitPair` for one row: columns 0…15 in *lo and 16…31 in *hi, column 4l + j = z[j][l + offset]
+   (offset 0 for row A, tiles for row B). */
+AVX512 static void joinRow(const __m512 z[4], int offset, __m512 *lo, __m512 *hi) {
+    /* p01[2l + j] = z[j][l + offset] for j = 0, 1; p23 likewise for j = 2, 3 (l < 8, so lanes ≤ 14) */
+    __m512i pairIndex = _mm512_add_epi32(_mm512_set1_epi32(offset),
+                                         _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23));
+    __m512 p01 = _mm512_permutex2var_ps(z[0], pairIndex, z[1]), p23 = _mm512_permutex2var_ps(z[2], pairIndex, z[3]);
+    /* column 4l + j: p01[2l + j] for j < 2, p23[2l + j − 2] otherwise */
+    __m512i columnIndex = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+    *lo = _mm512_permutex2var_ps(p01, columnIndex, p23);
+    *hi = _mm512_permutex2var_ps(p01, _mm512_add_epi32(columnIndex, _mm512_set1_epi32(8)), p23);
+}
+
+/* row[0 … columns) (16 < columns ≤ 32) = lo, hi, zero where gate ≤ 0 (gate not NULL), plus residual (not NULL);
+   reads and writes nothing past the row's columns (the next row may belong to another worker). */
+AVX512 static void storeRow(__m512 lo, __m512 hi, int columns, const float *gate, const float *residual, float *row) {
+    const __m512 zero = _mm512_setzero_ps();
+    __mmask16 rest = firstLanes(columns - 16);
+    if (gate) {  /* NaN stays NaN where the gate is open */
+        lo = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_loadu_ps(gate), zero, _CMP_GT_OQ), lo);
+        hi = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(rest, gate + 16), zero, _CMP_GT_OQ), hi);
+    }
+    if (residual) {
+        lo = _mm512_add_ps(lo, _mm512_loadu_ps(residual));
+        hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(rest, residual + 16));
+    }
+    _mm512_storeu_ps(row, lo);
+    _mm512_mask_storeu_ps(row + 16, rest, hi);
+}
+
+/* Whole-vector stores: up to 8 floats past the pair's 2·tiles points (the next row's, or the plane's padding). */
+AVX512 static void storePointPair(const __m512 v[6], float *points, long plane) {
+    for (int xi = 0; xi < 6; xi++) _mm512_storeu_ps(points + xi * plane, v[xi]);
+}
+
+AVX512 static void loadPointPair(const float *points, long plane, int tiles, __m512 m[6]) {
+    __mmask16 both = firstLanes(2 * tiles);
+    for (int xi = 0; xi < 6; xi++) m[xi] = _mm512_maskz_loadu_ps(both, points + xi * plane);
+}
+
+AVX512 int seriatim_winograd_input_pair(const float *row, long stride, int tiles, int relu, float *points,
                                         long plane, long prefetch) {
-    if (!seriatim_winograd_input_pairs(tiles)) return 0;
+    if (!seriatim_winograd_row_pairs(tiles)) return 0;
     int columns = 4 * tiles + 2;
     if (prefetch)
-        for (int c = 0; c < columns; c += 16) { __builtin_prefetch(rowA + prefetch + c); __builtin_prefetch(rowB + prefetch + c); }
-    __m512 aLo, aHi, bLo, bHi;
-    loadRow(rowA, columns, relu, &aLo, &aHi);
-    loadRow(rowB, columns, relu, &bLo, &bHi);
+        for (int c = 0; c < columns; c += 16) { __builtin_prefetch(row + prefetch + c); __builtin_prefetch(row + stride + prefetch + c); }
     __m512 d[6];
-    for (int j = 0; j < 6; j++) {
-        /* lane l: input j of tile l mod 8, column 4(l mod 8) + j of row A (l < 8) or row B */
-        __m512i index = _mm512_add_epi32(_mm512_set1_epi32(j),
-                                         _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28));
-        d[j] = _mm512_mask_mov_ps(_mm512_permutex2var_ps(aLo, index, aHi), 0xFF00, _mm512_permutex2var_ps(bLo, index, bHi));
-    }
+    splitPair(row, stride, tiles, columns, relu, 6, d);  /* inputs 4, 5: the next tile's 0, 1 */
     const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4), five = _mm512_set1_ps(5);
     __m512 v[6];
     v[0] = _mm512_add_ps(_mm512_fmsub_ps(four, d[0], _mm512_mul_ps(five, d[2])), d[4]);
@@ -126,8 +173,78 @@ AVX512 int seriatim_winograd_input_pair(const float *rowA, const float *rowB, in
     v[3] = _mm512_fmadd_ps(two, _mm512_sub_ps(d[3], d[1]), _mm512_sub_ps(d[4], d[2]));
     v[4] = _mm512_fmadd_ps(two, _mm512_sub_ps(d[1], d[3]), _mm512_sub_ps(d[4], d[2]));
     v[5] = _mm512_add_ps(_mm512_fmsub_ps(four, d[1], _mm512_mul_ps(five, d[3])), d[5]);
-    __mmask16 keep = (__mmask16)(((1u << tiles) - 1) | (((1u << tiles) - 1) << 8));
-    for (int xi = 0; xi < 6; xi++) _mm512_storeu_ps(points + xi * plane, _mm512_maskz_compress_ps(keep, v[xi]));
+    storePointPair(v, points, plane);
+    return 1;
+}
+
+AVX512 int seriatim_winograd_output_pair(const float *points, long plane, int tiles, float bias, const float *residual,
+                                         float *row, long stride) {
+    if (!seriatim_winograd_row_pairs(tiles)) return 0;
+    const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4), eight = _mm512_set1_ps(8), b = _mm512_set1_ps(bias);
+    __m512 m[6], y[4], lo, hi;
+    loadPointPair(points, plane, tiles, m);
+    __m512 p = _mm512_add_ps(m[1], m[2]), q = _mm512_sub_ps(m[1], m[2]);
+    __m512 a = _mm512_add_ps(m[3], m[4]), c = _mm512_sub_ps(m[3], m[4]);
+    y[0] = _mm512_add_ps(_mm512_add_ps(m[0], b), _mm512_add_ps(p, a));
+    y[1] = _mm512_fmadd_ps(two, c, _mm512_add_ps(q, b));
+    y[2] = _mm512_fmadd_ps(four, a, _mm512_add_ps(p, b));
+    y[3] = _mm512_fmadd_ps(eight, c, _mm512_add_ps(_mm512_add_ps(q, m[5]), b));
+    joinRow(y, 0, &lo, &hi);
+    storeRow(lo, hi, 4 * tiles, NULL, residual, row);
+    joinRow(y, tiles, &lo, &hi);
+    storeRow(lo, hi, 4 * tiles, NULL, residual ? residual + stride : NULL, row + stride);
+    return 1;
+}
+
+AVX512 int seriatim_winograd_gradient_pair(const float *row, long stride, int tiles, float *points, long plane,
+                                           float *sumA, float *sumB) {
+    if (!seriatim_winograd_row_pairs(tiles)) return 0;
+    const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4), eight = _mm512_set1_ps(8);
+    __m512 y[4], v[6];
+    splitPair(row, stride, tiles, 4 * tiles, 0, 4, y);
+    __m512 even = _mm512_add_ps(y[0], y[2]), odd = _mm512_add_ps(y[1], y[3]);
+    __m512 evenFour = _mm512_fmadd_ps(four, y[2], y[0]), oddEight = _mm512_fmadd_ps(eight, y[3], _mm512_mul_ps(two, y[1]));
+    v[0] = y[0];
+    v[1] = _mm512_add_ps(even, odd);
+    v[2] = _mm512_sub_ps(even, odd);
+    v[3] = _mm512_add_ps(evenFour, oddEight);
+    v[4] = _mm512_sub_ps(evenFour, oddEight);
+    v[5] = y[3];
+    storePointPair(v, points, plane);
+    /* point 1 is the sum of the tile's four columns */
+    if (sumA) *sumA += _mm512_mask_reduce_add_ps(firstLanes(tiles), v[1]);
+    if (sumB) *sumB += _mm512_mask_reduce_add_ps((__mmask16)(firstLanes(2 * tiles) & ~firstLanes(tiles)), v[1]);
+    return 1;
+}
+
+AVX512 int seriatim_winograd_input_gradient_pair(const float *points, long plane, int tiles, const float *gate,
+                                                 const float *residual, float *row, long stride, long prefetch) {
+    if (!seriatim_winograd_row_pairs(tiles)) return 0;
+    if (prefetch && gate)
+        for (int c = 0; c < 4 * tiles; c += 16) { __builtin_prefetch(gate + prefetch + c); __builtin_prefetch(gate + stride + prefetch + c); }
+    const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4), five = _mm512_set1_ps(5), zero = _mm512_setzero_ps();
+    __m512 v[6], d[4], column[4], lo, hi;
+    loadPointPair(points, plane, tiles, v);
+    /* Tile k's inputs 0…3 are columns 4k − 1 … 4k + 2 (d), its inputs 4, 5 columns 4k + 3, 4k + 4 (e0, e1). */
+    __m512 a = _mm512_add_ps(v[1], v[2]), b = _mm512_add_ps(v[3], v[4]);
+    d[0] = _mm512_mul_ps(four, v[0]);
+    d[1] = _mm512_fmadd_ps(four, _mm512_add_ps(_mm512_sub_ps(v[2], v[1]), v[5]), _mm512_mul_ps(two, _mm512_sub_ps(v[4], v[3])));
+    d[2] = _mm512_sub_ps(_mm512_fnmadd_ps(five, v[0], _mm512_fnmadd_ps(four, a, zero)), b);
+    d[3] = _mm512_fmadd_ps(two, _mm512_sub_ps(v[3], v[4]), _mm512_fnmadd_ps(five, v[5], _mm512_sub_ps(v[1], v[2])));
+    __m512 e0 = _mm512_add_ps(_mm512_add_ps(v[0], a), b), e1 = v[5];
+    /* Column 4k: d1[k] + e1[k − 1]; 4k + 1: d2[k]; 4k + 2: d3[k]; 4k + 3: e0[k] + d0[k + 1]. A row's first
+       tile has no k − 1 and its last no k + 1: those lanes take zero, so the rows stay apart. */
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), one = _mm512_set1_epi32(1);
+    __mmask16 both = firstLanes(2 * tiles);
+    __mmask16 hasPrevious = (__mmask16)(both & ~(1u | (1u << tiles))), hasNext = (__mmask16)(both & ~((1u << (tiles - 1)) | (1u << (2 * tiles - 1))));
+    column[0] = _mm512_add_ps(d[1], _mm512_maskz_permutexvar_ps(hasPrevious, _mm512_sub_epi32(lane, one), e1));
+    column[1] = d[2];
+    column[2] = d[3];
+    column[3] = _mm512_add_ps(e0, _mm512_maskz_permutexvar_ps(hasNext, _mm512_add_epi32(lane, one), d[0]));
+    joinRow(column, 0, &lo, &hi);
+    storeRow(lo, hi, 4 * tiles, gate, residual, row);
+    joinRow(column, tiles, &lo, &hi);
+    storeRow(lo, hi, 4 * tiles, gate ? gate + stride : NULL, residual ? residual + stride : NULL, row + stride);
     return 1;
 }
 
@@ -231,12 +348,23 @@ AVX2 int seriatim_winograd_input_gradient(const float *points, long plane, int t
     return 1;
 }
 #else
-int seriatim_winograd_input_pairs(int tiles) { (void)tiles; return 0; }
-int seriatim_winograd_input_pair(const float *rowA, const float *rowB, int tiles, int relu, float *points,
-                                 long plane, long prefetch) {
-    (void)rowA; (void)rowB; (void)tiles; (void)relu; (void)points; (void)plane; (void)prefetch; return 0;
-}
 /* Unreachable: the row transforms are used only with the AVX2 tap products, which need x86-64. */
+int seriatim_winograd_row_pairs(int tiles) { (void)tiles; return 0; }
+int seriatim_winograd_input_pair(const float *row, long stride, int tiles, int relu, float *points, long plane, long prefetch) {
+    (void)row; (void)stride; (void)tiles; (void)relu; (void)points; (void)plane; (void)prefetch; return 0;
+}
+int seriatim_winograd_output_pair(const float *points, long plane, int tiles, float bias, const float *residual,
+                                  float *row, long stride) {
+    (void)points; (void)plane; (void)tiles; (void)bias; (void)residual; (void)row; (void)stride; return 0;
+}
+int seriatim_winograd_gradient_pair(const float *row, long stride, int tiles, float *points, long plane,
+                                    float *sumA, float *sumB) {
+    (void)row; (void)stride; (void)tiles; (void)points; (void)plane; (void)sumA; (void)sumB; return 0;
+}
+int seriatim_winograd_input_gradient_pair(const float *points, long plane, int tiles, const float *gate,
+                                          const float *residual, float *row, long stride, long prefetch) {
+    (void)points; (void)plane; (void)tiles; (void)gate; (void)residual; (void)row; (void)stride; (void)prefetch; return 0;
+}
 int seriatim_winograd_input(const float *row, int tiles, int relu, float *points, long plane, long prefetch) {
     (void)row; (void)tiles; (void)relu; (void)points; (void)plane; (void)prefetch; return 0;
 }

@@ -74,19 +74,27 @@ struct RowWinograd {
     func rowStart(_ g: Int) -> Int { grid.origin + g * grid.layout.stride }
     func isImageRow(_ g: Int) -> Bool { g % grid.layout.imageRows < grid.height }
 
-    /// Fills grid rows `first ..< first + rows` of every channel of a `[C, total]` tensor: `body(c, r, row)`
-    /// writes the image columns of row `first + r` of channel c at `row`; padding rows and the padding
-    /// columns after each row are zeroed.
-    func writeRows(_ y: UnsafeMutablePointer<Float>, channels: Int, first: Int, rows: Int,
-                   _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+    /// Whether the AVX-512 transforms take two rows per call (rows of 4…7 tiles).
+    var pairsRows: Bool { seriatim_winograd_row_pairs(Int32(tiles)) != 0 }
+
+    /// Fills grid rows `first ..< first + rows` of every channel of a `[C, total]` tensor: `body(c, r, row, pair)`
+    /// writes the image columns of row `first + r` of channel c at `row`, and with `pair` those of the next
+    /// row too (`grid.layout.stride` on; offered where both are image rows and `pairs`); padding rows and the
+    /// padding columns after each row are zeroed.
+    func writeRows(_ y: UnsafeMutablePointer<Float>, channels: Int, first: Int, rows: Int, pairs: Bool = false,
+                   _ body: (Int, Int, UnsafeMutablePointer<Float>, Bool) -> Void) {
         let (total, stride, width) = (grid.total, grid.layout.stride, grid.width)
         for c in 0..<channels {
-            for r in 0..<rows {
+            var r = 0
+            while r < rows {
                 let g = first + r, start = rowStart(g)
                 let row = y + c * total + start, end = min(stride, total - start)
-                guard isImageRow(g) else { row.initialize(repeating: 0, count: end); continue }
-                body(c, r, row)
+                guard isImageRow(g) else { row.initialize(repeating: 0, count: end); r += 1; continue }
+                let pair = pairs && r + 1 < rows && isImageRow(g + 1)
+                body(c, r, row, pair)
                 (row + width).initialize(repeating: 0, count: end - width)
+                if pair { (row + stride + width).initialize(repeating: 0, count: min(stride, total - start - stride) - width) }
+                r += pair ? 2 : 1
             }
         }
     }
@@ -109,7 +117,7 @@ struct RowWinograd {
     /// Rows in order: a row's spill past its last tile is overwritten by the next.
     func transformInput(_ x: UnsafePointer<Float>, channels: Int, first: Int, rows: Int, relu: Bool, into v: UnsafeMutablePointer<Float>) {
         let (total, plane, count) = (grid.total, plane(channels: channels, rows: rows), gridRows)
-        let pairs = seriatim_winograd_input_pairs(Int32(tiles)) != 0
+        let pairs = pairsRows
         for c in 0..<channels {
             let prefetch = c + 1 < channels ? total : 0
             var r = 0
@@ -123,7 +131,7 @@ struct RowWinograd {
                 let row = x + c * total + rowStart(g) - 1
                 if pairs && r + 1 < rows && g + 1 < count {
                     // Both rows in one AVX-512 call (rows of 4…7 tiles).
-                    seriatim_winograd_input_pair(row, row + grid.layout.stride, Int32(tiles), relu ? 1 : 0, out, plane, prefetch)
+                    seriatim_winograd_input_pair(row, grid.layout.stride, Int32(tiles), relu ? 1 : 0, out, plane, prefetch)
                     r += 2
                 } else {
                     seriatim_winograd_input(row, Int32(tiles), relu ? 1 : 0, out, plane, prefetch)
@@ -166,6 +174,7 @@ extension Kernels {
         let inputSize = points * w.plane(channels: inChannels, rows: chunk + w.extraRows), outputSize = points * w.plane(channels: outChannels, rows: chunk)
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: Parallel.workerCount * (inputSize + outputSize))
         defer { scratch.deallocate() }
+        let (pairs, stride) = (w.pairsRows, w.grid.layout.stride)
         return Tensor(shape: [outChannels, total]) { out in
             x.withUnsafeBufferPointer { xp in shifts.withUnsafeBufferPointer { sp in
                 let (h, y) = (xp.baseAddress!, out.baseAddress!)
@@ -179,9 +188,13 @@ extension Kernels {
                                                 output: m + xi * mPlane, outputLd: rows * tiles, columns: rows * tiles, overwrite: true)
                     }
                     // Aᵀ·M per tile, plus bias and residual; padding rows and columns zero.
-                    w.writeRows(y, channels: outChannels, first: g0, rows: rows) { o, r, row in
-                        seriatim_winograd_output(m + (o * rows + r) * tiles, mPlane, Int32(tiles), biases[o],
-                                                 residual ? h + (row - y) : nil, row)
+                    w.writeRows(y, channels: outChannels, first: g0, rows: rows, pairs: pairs) { o, r, row, pair in
+                        let (points, input) = (m + (o * rows + r) * tiles, residual ? h + (row - y) : nil)
+                        if pair {
+                            seriatim_winograd_output_pair(points, mPlane, Int32(tiles), biases[o], input, row, stride)
+                        } else {
+                            seriatim_winograd_output(points, mPlane, Int32(tiles), biases[o], input, row)
+                        }
                     }
                 }
                 zeroOutsideRows(y, channels: outChannels, winograd: w)
@@ -202,7 +215,7 @@ extension Kernels {
         let inputSize = points * w.plane(channels: inChannels, rows: chunk + w.extraRows)
         let gradientSize = points * w.plane(channels: outChannels, rows: chunk + w.extraRows), backSize = points * w.plane(channels: inChannels, rows: chunk)
         let scratchSize = inputSize + gradientSize + backSize
-        let workers = Parallel.workerCount
+        let workers = Parallel.workerCount, (pairs, stride) = (w.pairsRows, w.grid.layout.stride)
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: workers * scratchSize)
         defer { scratch.deallocate() }
         // Per worker: dU[ξ][t][o][i], then the bias gradient.
@@ -221,14 +234,25 @@ extension Kernels {
                     // reads them all); rows outside the grid are zero. The chunk's own rows' sums are its
                     // share of the bias gradient (padding columns are zero).
                     let mPlane = w.plane(channels: outChannels, rows: extendedRows)
+                    let inGrid = 0..<w.gridRows, own = g0..<g1
                     for o in 0..<outChannels {
-                        for r in 0..<extendedRows {
+                        var r = 0
+                        while r < extendedRows {
                             let (g, target) = (g0 - last + r, dm + (o * extendedRows + r) * tiles)
-                            guard g >= 0 && g < w.gridRows else {
+                            guard inGrid.contains(g) else {
                                 for xi in 0..<points { (target + xi * mPlane).initialize(repeating: 0, count: tiles) }
+                                r += 1
                                 continue
                             }
-                            seriatim_winograd_gradient(dy + o * total + w.rowStart(g), Int32(tiles), target, mPlane, g >= g0 && g < g1 ? db + o : nil)
+                            let row = dy + o * total + w.rowStart(g)
+                            if pairs && r + 1 < extendedRows && inGrid.contains(g + 1) {
+                                seriatim_winograd_gradient_pair(row, stride, Int32(tiles), target, mPlane,
+                                                                own.contains(g) ? db + o : nil, own.contains(g + 1) ? db + o : nil)
+                                r += 2
+                            } else {
+                                seriatim_winograd_gradient(row, Int32(tiles), target, mPlane, own.contains(g) ? db + o : nil)
+                                r += 1
+                            }
                         }
                     }
                     // dU_ξ,t += dM_ξ(own rows) · V_ξ(row + s_t)ᵀ.
@@ -248,10 +272,15 @@ extension Kernels {
                         transposed[xi].accumulate(input: dm + xi * mPlane, inputLd: extendedRows * tiles, shifts: rp.baseAddress!,
                                                   output: dv + xi * dvPlane, outputLd: rows * tiles, columns: rows * tiles, overwrite: true)
                     }
-                    w.writeRows(dx, channels: inChannels, first: g0, rows: rows) { i, r, row in
+                    w.writeRows(dx, channels: inChannels, first: g0, rows: rows, pairs: pairs) { i, r, row, pair in
                         let offset = row - dx  // the same position in the input and the output gradient
-                        seriatim_winograd_input_gradient(dv + (i * rows + r) * tiles, dvPlane, Int32(tiles), reluInput ? h + offset : nil,
-                                                         residual ? dy + offset : nil, row, i + 1 < inChannels ? total : 0)
+                        let (points, gate, back, prefetch) = (dv + (i * rows + r) * tiles, reluInput ? h + offset : nil,
+                                                              residual ? dy + offset : nil, i + 1 < inChannels ? total : 0)
+                        if pair {
+                            seriatim_winograd_input_gradient_pair(points, dvPlane, Int32(tiles), gate, back, row, stride, prefetch)
+                        } else {
+                            seriatim_winograd_input_gradient(points, dvPlane, Int32(tiles), gate, back, row, prefetch)
+                        }
                     }
                 }
                 if let dx { zeroOutsideRows(dx, channels: inChannels, winograd: w) }
@@ -260,13 +289,13 @@ extension Kernels {
         var sums = [Float](partial[0..<share])
         for worker in 1..<workers { for j in 0..<share { sums[j] += partial[worker * share + j] } }
         // Each active tap's gradient, `[taps, O, I]` as the direct path packs it: Σ_ξ G[ξ][column] · dU[ξ][t of its row].
-        let pairs = outChannels * inChannels
-        var packed = [Float](repeating: 0, count: w.taps.taps.count * pairs)
+        let channelPairs = outChannels * inChannels
+        var packed = [Float](repeating: 0, count: w.taps.taps.count * channelPairs)
         for (index, tap) in w.taps.taps.enumerated() {
             let t = w.kernelRows.firstIndex(of: tap.row)!
             for xi in 0..<points where RowWinograd.g[xi][tap.column] != 0 {
-                let (factor, source) = (RowWinograd.g[xi][tap.column], xi * planes + t * pairs)
-                for j in 0..<pairs { packed[index * pairs + j] += factor * sums[source + j] }
+                let (factor, source) = (RowWinograd.g[xi][tap.column], xi * planes + t * channelPairs)
+                for j in 0..<channelPairs { packed[index * channelPairs + j] += factor * sums[source + j] }
             }
         }
         let weightGradient = unpackTaps(packed, weightShape: weightShape, mask: mask, taps: w.taps)

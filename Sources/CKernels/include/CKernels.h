@@ -50,12 +50,6 @@ int seriatim_tap_weight_gradient(int outputs, int inputs, int taps, const float 
    fetched into cache meanwhile.
    Input: points = Bᵀ · row[4k … 4k + 5] (row at column −1 of the image row; its ReLU with `relu`). */
 int seriatim_winograd_input(const float *row, int tiles, int relu, float *points, long plane, long prefetch);
-/* The input transform of two rows at once (AVX-512; rows of 4…7 tiles): the points of rowA's tiles, then
-   rowB's, 2·tiles in a row from `points` in each plane, up to 8 floats written past them. Call only where
-   `seriatim_winograd_input_pairs(tiles)`; returns 0 (and does nothing) otherwise. */
-int seriatim_winograd_input_pairs(int tiles);
-int seriatim_winograd_input_pair(const float *rowA, const float *rowB, int tiles, int relu, float *points,
-                                 long plane, long prefetch);
 /* Output: row[4k … 4k + 3] = Aᵀ · points + bias (+ residual[4k …] when not NULL). */
 int seriatim_winograd_output(const float *points, long plane, int tiles, float bias, const float *residual, float *row);
 /* The adjoint of the output transform: points = A · row[4k … 4k + 3]; adds the row's sum to *sum
@@ -66,4 +60,19 @@ int seriatim_winograd_gradient(const float *row, int tiles, float *points, long 
    (when not NULL). */
 int seriatim_winograd_input_gradient(const float *points, long plane, int tiles, const float *gate,
                                      const float *residual, float *row, long prefetch);
+
+/* The four transforms for two consecutive rows at once (AVX-512; rows of 4…7 tiles): row B is `stride`
+   floats after row A (and so are its gate and residual); the points of row A's tiles, then row B's, are
+   2·tiles in a row from `points` in each plane. The two that write points write up to 8 floats past
+   them; rows are written only in their image columns. Call only where `seriatim_winograd_row_pairs(tiles)`;
+   each returns 0 (and does nothing) otherwise. The gradient adds row A's sum to *sumA and row B's to *sumB
+   (either may be NULL). */
+int seriatim_winograd_row_pairs(int tiles);
+int seriatim_winograd_input_pair(const float *row, long stride, int tiles, int relu, float *points, long plane, long prefetch);
+int seriatim_winograd_output_pair(const float *points, long plane, int tiles, float bias, const float *residual,
+                                  float *row, long stride);
+int seriatim_winograd_gradient_pair(const float *row, long stride, int tiles, float *points, long plane,
+                                    float *sumA, float *sumB);
+int seriatim_winograd_input_gradient_pair(const float *points, long plane, int tiles, const float *gate,
+                                          const float *residual, float *row, long stride, long prefetch);
 #endif
