@@ -130,7 +130,7 @@ AVX512 static void joinRow(const __m512 z[4], int offset, __m512 *lo, __m512 *hi
     *hi = _mm512_permutex2var_ps(p01, _mm512_add_epi32(columnIndex, _mm512_set1_epi32(8)), p23);
 }
 
-/* row[0 … columns) (16 < columns ≤ 32) = lo, hi, zero where gate ≤ 0 (gate not NULL), plus residual (not NULL);
+/* row[0 … columns) (16 ≤ columns ≤ 32) = lo, hi, zero where gate ≤ 0 (gate not NULL), plus residual (not NULL);
    reads and writes nothing past the row's columns (the next row may belong to another worker). */
 AVX512 static void storeRow(__m512 lo, __m512 hi, int columns, const float *gate, const float *residual, float *row) {
     const __m512 zero = _mm512_setzero_ps();
