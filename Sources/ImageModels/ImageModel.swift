@@ -27,6 +27,9 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
     public var blocks: Int = 6
     public var firstKernel: Int = 7
     public var blockKernel: Int = 3
+    /// PixelCNN: the paper's residual block — ReLU, 1×1 to `filters / 2`, ReLU, the masked kernel, ReLU,
+    /// 1×1 back to `filters` — instead of one masked convolution of `filters` maps.
+    public var bottleneck: Bool = false
     /// PixelRNN: LSTM state channels (the paper's h, against 2h = `filters` features); nil: `filters`.
     public var stateFilters: Int? = nil
     /// Classes for class-conditional Gated PixelCNN (0: unconditional).
@@ -39,7 +42,7 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case kind, channels, height, width, levels, hiddenSizes, maskSets, orderAgnostic, directConnection, filters, blocks, firstKernel, blockKernel
-        case conditionalClasses, seed, stateFilters
+        case conditionalClasses, seed, stateFilters, bottleneck
     }
 
     /// Settings missing from a stored configuration (written before they existed) take their defaults.
@@ -57,6 +60,7 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
         firstKernel = try c.decodeIfPresent(Int.self, forKey: .firstKernel) ?? firstKernel
         blockKernel = try c.decodeIfPresent(Int.self, forKey: .blockKernel) ?? blockKernel
         stateFilters = try c.decodeIfPresent(Int.self, forKey: .stateFilters)
+        bottleneck = try c.decodeIfPresent(Bool.self, forKey: .bottleneck) ?? bottleneck
         conditionalClasses = try c.decodeIfPresent(Int.self, forKey: .conditionalClasses) ?? conditionalClasses
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
     }
@@ -81,6 +85,9 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
         if ["row-lstm", "diagonal-bilstm"].contains(kind) && blocks < 1 { return "PixelRNN needs at least one LSTM layer (blocks)" }
         if ["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"].contains(kind) && (filters < channels || filters % channels != 0 || firstKernel % 2 == 0 || blockKernel % 2 == 0) {
             return "PixelCNN needs odd kernels and filters divisible by the channel count"
+        }
+        if kind == "pixelcnn" && bottleneck && filters % (2 * channels) != 0 {
+            return "a PixelCNN bottleneck halves filters: make filters a multiple of twice the channel count"
         }
         if ["row-lstm", "diagonal-bilstm"].contains(kind) && (lstmStates < channels || lstmStates % channels != 0) {
             return "stateFilters must be a positive multiple of the channel count"

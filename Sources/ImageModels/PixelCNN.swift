@@ -1,12 +1,12 @@
 // PixelCNN (van den Oord, Kalchbrenner & Kavukcuoglu 2016, "Pixel Recurrent Neural Networks",
 // arXiv:1601.06759, section 3.5).
 //
-// A 7×7 type-A masked convolution, residual blocks of type-B masked convolutions
-// (h ← h + conv_B(ReLU(h))), then ReLU – 1×1 – ReLU – 1×1. Channel groups make R see nothing of the
-// current pixel, G see R, B see R and G. Binary images get one Bernoulli logit per pixel, grey or
-// colour levels a K-way softmax per channel.
-// Deviations: the residual block is a single 3×3 type-B convolution (the paper's block has 1×1
-// convolutions around it); no skip connections from every block to the head.
+// A 7×7 type-A masked convolution, residual blocks of type-B masked convolutions, then
+// ReLU – 1×1 – ReLU – 1×1. Channel groups make R see nothing of the current pixel, G see R, B see R
+// and G. Binary images get one Bernoulli logit per pixel, grey or colour levels a K-way softmax per
+// channel. A block is the paper's with `bottleneck` (its figure 5: h ← h + 1×1(ReLU(conv_B(ReLU(1×1(ReLU(h)))))),
+// the inner maps half of h's 2h) and by default a single convolution, h ← h + conv_B(ReLU(h)).
+// Deviations: the single-convolution block is the default; no skip connections from every block to the head.
 // Sampling uses a cache: every layer's activations are kept and each new value recomputes only
 // the one position it changes in each layer (exact, because a masked layer's output at a position
 // depends only on positions at or before it in raster order).
@@ -21,6 +21,8 @@ public final class PixelCNN: LogitMapImageModel {
     public let configuration: ImageModelConfiguration
     public let first: MaskedConv2D
     public let blocks: [MaskedConv2D]
+    /// With `bottleneck`: each block's 1×1 convolutions into and out of its masked one.
+    public let reductions: [MaskedConv2D], expansions: [MaskedConv2D]
     public let head1: MaskedConv2D
     public let head2: MaskedConv2D
 
@@ -28,9 +30,14 @@ public final class PixelCNN: LogitMapImageModel {
         self.configuration = configuration
         let (c, f, p) = (configuration.channels, configuration.filters, configuration.outputsPerDimension)
         first = MaskedConv2D(inputs: c, outputs: f, kernelSize: configuration.firstKernel, type: .a, groups: c, generator: &generator)
-        blocks = (0..<configuration.blocks).map { _ in
-            MaskedConv2D(inputs: f, outputs: f, kernelSize: configuration.blockKernel, type: .b, groups: c, generator: &generator)
+        let inner = configuration.bottleneck ? f / 2 : f
+        var (blocks, reductions, expansions) = ([MaskedConv2D](), [MaskedConv2D](), [MaskedConv2D]())
+        for _ in 0..<configuration.blocks {
+            if configuration.bottleneck { reductions.append(MaskedConv2D(inputs: f, outputs: inner, kernelSize: 1, type: .b, groups: c, generator: &generator)) }
+            blocks.append(MaskedConv2D(inputs: inner, outputs: inner, kernelSize: configuration.blockKernel, type: .b, groups: c, generator: &generator))
+            if configuration.bottleneck { expansions.append(MaskedConv2D(inputs: inner, outputs: f, kernelSize: 1, type: .b, groups: c, generator: &generator)) }
         }
+        (self.blocks, self.reductions, self.expansions) = (blocks, reductions, expansions)
         head1 = MaskedConv2D(inputs: f, outputs: f, kernelSize: 1, type: .b, groups: c, generator: &generator)
         head2 = MaskedConv2D(inputs: f, outputs: c * p, kernelSize: 1, type: .b, groups: c, generator: &generator)
     }
@@ -38,6 +45,8 @@ public final class PixelCNN: LogitMapImageModel {
     public var parameters: [NamedParameter] {
         var list = prefixed("first", first.parameters)
         for (i, block) in blocks.enumerated() { list += prefixed("block\(i)", block.parameters) }
+        for (i, layer) in reductions.enumerated() { list += prefixed("block\(i).reduce", layer.parameters) }
+        for (i, layer) in expansions.enumerated() { list += prefixed("block\(i).expand", layer.parameters) }
         return list + prefixed("head1", head1.parameters) + prefixed("head2", head2.parameters)
     }
 
@@ -49,7 +58,14 @@ public final class PixelCNN: LogitMapImageModel {
         // From the first layer to the head the activations stay on one padded grid (no per-layer layout copies).
         let grid = ImageGrid(batch: x.shape[0], height: c.height, width: c.width, taps: blocks.first?.taps ?? head1.taps)
         var h = toGrid(first(Variable(image)), grid: grid)
-        for block in blocks { h = block.onGrid(h, grid: grid, reluInput: true, residual: true) }  // h + block(relu(h))
+        for (i, block) in blocks.enumerated() {
+            if c.bottleneck {
+                let inner = block.onGrid(reductions[i].onGrid(h, grid: grid, reluInput: true), grid: grid, reluInput: true)
+                h = h + expansions[i].onGrid(inner, grid: grid, reluInput: true)
+            } else {
+                h = block.onGrid(h, grid: grid, reluInput: true, residual: true)  // h + block(relu(h))
+            }
+        }
         let hidden = head1.onGrid(h, grid: grid, reluInput: true)
         return fromGrid(head2.onGrid(hidden, grid: grid, reluInput: true), grid: grid)
     }
@@ -58,7 +74,11 @@ public final class PixelCNN: LogitMapImageModel {
     public func makeIncrementalSampler() -> (any IncrementalSampler)? { CachedSampler(model: self) }
 
     /// The masks of every layer, for `seriatim inspect`.
-    public var masks: [Tensor] { [first.mask] + blocks.map(\.mask) + [head1.mask, head2.mask] }
+    public var masks: [Tensor] {
+        [first.mask] + blocks.indices.flatMap { i in
+            configuration.bottleneck ? [reductions[i].mask, blocks[i].mask, expansions[i].mask] : [blocks[i].mask]
+        } + [head1.mask, head2.mask]
+    }
 }
 
 /// One masked convolution prepared for single-position evaluation: active taps with their
@@ -122,10 +142,16 @@ extension PixelCNN {
             let scale = 1 / Float(c.levels - 1)
             let first = PositionConvolution(model.first)
             let blocks = model.blocks.map(PositionConvolution.init)
+            let reductions = model.reductions.map(PositionConvolution.init), expansions = model.expansions.map(PositionConvolution.init)
+            let inner = c.bottleneck ? f / 2 : f
             let head1 = PositionConvolution(model.head1), head2 = PositionConvolution(model.head2)
             var image = [Float](repeating: 0, count: count * hw * channels)        // [B, H, W, C], scaled
             var maps = [[Float]](repeating: [Float](repeating: 0, count: count * hw * f), count: blocks.count + 1)  // h₀ … h_L
             var relus = maps                                                      // ReLU(hₗ)
+            // With bottleneck blocks: ReLU of each block's reduced maps (its masked convolution reads them
+            // around the position), and one position of the masked convolution's output.
+            var reduced = [[Float]](repeating: [Float](repeating: 0, count: c.bottleneck ? count * hw * inner : 0), count: blocks.count)
+            var blockOutput = [Float](repeating: 0, count: count * inner)
             var hidden = [Float](repeating: 0, count: count * f), logits = [Float](repeating: 0, count: count * channels * p)
             var x = Tensor.zeros([count, d])
             for position in 0..<hw {
@@ -142,10 +168,31 @@ extension PixelCNN {
                         for b in 0..<count {
                             for j in 0..<f { maps[l + 1][(b * hw + position) * f + j] = maps[l][(b * hw + position) * f + j] }
                         }
-                        relus[l].withUnsafeBufferPointer { rp in maps[l + 1].withUnsafeMutableBufferPointer { mp in
-                            block.apply(at: y, xPosition, map: rp.baseAddress!, rows: count, height: height, width: width,
-                                        out: mp.baseAddress! + position * f, outStride: hw * f, accumulate: true)
-                        } }
+                        if c.bottleneck {
+                            // hₗ += 1×1(ReLU(conv(ReLU(1×1(ReLU(hₗ₋₁)))))) at this position.
+                            relus[l].withUnsafeBufferPointer { rp in reduced[l].withUnsafeMutableBufferPointer { ap in
+                                reductions[l].apply(at: 0, 0, map: rp.baseAddress! + position * f, rows: count, height: 1, width: 1, rowStride: hw * f,
+                                                    out: ap.baseAddress! + position * inner, outStride: hw * inner, accumulate: false)
+                            } }
+                            for b in 0..<count {
+                                let base = (b * hw + position) * inner
+                                for j in base..<(base + inner) { reduced[l][j] = max(reduced[l][j], 0) }
+                            }
+                            reduced[l].withUnsafeBufferPointer { ap in blockOutput.withUnsafeMutableBufferPointer { bp in
+                                block.apply(at: y, xPosition, map: ap.baseAddress!, rows: count, height: height, width: width,
+                                            out: bp.baseAddress!, outStride: inner, accumulate: false)
+                            } }
+                            for i in blockOutput.indices { blockOutput[i] = max(blockOutput[i], 0) }
+                            blockOutput.withUnsafeBufferPointer { bp in maps[l + 1].withUnsafeMutableBufferPointer { mp in
+                                expansions[l].apply(at: 0, 0, map: bp.baseAddress!, rows: count, height: 1, width: 1, rowStride: inner,
+                                                    out: mp.baseAddress! + position * f, outStride: hw * f, accumulate: true)
+                            } }
+                        } else {
+                            relus[l].withUnsafeBufferPointer { rp in maps[l + 1].withUnsafeMutableBufferPointer { mp in
+                                block.apply(at: y, xPosition, map: rp.baseAddress!, rows: count, height: height, width: width,
+                                            out: mp.baseAddress! + position * f, outStride: hw * f, accumulate: true)
+                            } }
+                        }
                         setReLU(&relus[l + 1], from: maps[l + 1], position: position, rows: count, channels: f, positions: hw)
                     }
                     relus[blocks.count].withUnsafeBufferPointer { rp in hidden.withUnsafeMutableBufferPointer { hp in

@@ -8,7 +8,9 @@ import Tensors
 import TestSupport
 
 func configuration(_ kind: String, channels: Int = 1, size: Int = 3, levels: Int = 2) -> ImageModelConfiguration {
-    var c = ImageModelConfiguration(kind: kind, channels: channels, height: size, width: size, levels: levels)
+    // "pixelcnn-bottleneck": PixelCNN with the paper's residual blocks.
+    var c = ImageModelConfiguration(kind: kind == "pixelcnn-bottleneck" ? "pixelcnn" : kind, channels: channels, height: size, width: size, levels: levels)
+    c.bottleneck = kind == "pixelcnn-bottleneck"
     c.hiddenSizes = kind == "made" ? [24, 24] : [16]
     c.maskSets = kind == "made" ? 3 : 1
     c.orderAgnostic = kind == "made"
@@ -39,6 +41,7 @@ func allBinaryImages(_ d: Int) -> Tensor {
     static let cases: [Case] = [
         Case(kind: "fvsbn", channels: 1, levels: 2), Case(kind: "nade", channels: 1, levels: 2), Case(kind: "made", channels: 1, levels: 2),
         Case(kind: "pixelcnn", channels: 1, levels: 2), Case(kind: "pixelcnn", channels: 3, levels: 4), Case(kind: "nade", channels: 1, levels: 5),
+        Case(kind: "pixelcnn-bottleneck", channels: 1, levels: 2), Case(kind: "pixelcnn-bottleneck", channels: 3, levels: 4),
         Case(kind: "made", channels: 3, levels: 3), Case(kind: "fvsbn", channels: 3, levels: 2),
         Case(kind: "gated-pixelcnn", channels: 1, levels: 2), Case(kind: "gated-pixelcnn", channels: 3, levels: 3),
         Case(kind: "row-lstm", channels: 1, levels: 2), Case(kind: "row-lstm", channels: 3, levels: 3),
@@ -64,7 +67,7 @@ func allBinaryImages(_ d: Int) -> Tensor {
     }
 
     /// Σₓ p(x) = 1 over all 2⁹ binary 3×3 images.
-    @Test(arguments: ["fvsbn", "nade", "made", "pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"])
+    @Test(arguments: ["fvsbn", "nade", "made", "pixelcnn", "pixelcnn-bottleneck", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"])
     func normalised(kind: String) {
         var rng = RandomGenerator(seed: 2)
         let model = makeImageModel(configuration(kind), generator: &rng)
@@ -76,7 +79,8 @@ func allBinaryImages(_ d: Int) -> Tensor {
     /// The fast samplers draw exactly what the generic sampler draws from the same seed.
     @Test(arguments: [Case(kind: "nade", channels: 1, levels: 2), Case(kind: "nade", channels: 1, levels: 4),
                       Case(kind: "made", channels: 1, levels: 2), Case(kind: "pixelcnn", channels: 1, levels: 2),
-                      Case(kind: "pixelcnn", channels: 3, levels: 4), Case(kind: "gated-pixelcnn", channels: 1, levels: 2),
+                      Case(kind: "pixelcnn", channels: 3, levels: 4), Case(kind: "pixelcnn-bottleneck", channels: 1, levels: 2),
+                      Case(kind: "pixelcnn-bottleneck", channels: 3, levels: 4), Case(kind: "gated-pixelcnn", channels: 1, levels: 2),
                       Case(kind: "gated-pixelcnn", channels: 3, levels: 3), Case(kind: "row-lstm", channels: 1, levels: 2),
                       Case(kind: "row-lstm", channels: 3, levels: 4), Case(kind: "diagonal-bilstm", channels: 1, levels: 2),
                       Case(kind: "diagonal-bilstm", channels: 3, levels: 4)])
