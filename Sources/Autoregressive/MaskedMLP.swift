@@ -47,6 +47,12 @@ public final class MaskedMLP: AutoregressiveModel {
     public let direct: MaskedLinear?
     /// The mask set used by the forward pass.
     public var activeMaskSet = 0
+    /// Dropout on the hidden units in training: the probability of zeroing one (survivors scaled by
+    /// 1/(1 − p)); 0 turns it off.
+    public var dropout: Float = 0
+    /// Set before a training step (`dropoutSeed`); the next forward pass that records gradients draws
+    /// its dropout masks from it and clears it, so evaluation and sampling never drop units.
+    public var dropoutSeed: UInt64?
 
     public init(_ configuration: MaskedMLPConfiguration, generator: inout RandomGenerator) {
         precondition(configuration.dimensions >= 1 && configuration.classes >= 2 && configuration.maskSets >= 1,
@@ -96,9 +102,20 @@ public final class MaskedMLP: AutoregressiveModel {
         let set = maskSet ?? activeMaskSet
         let input = configuration.inputScale == 1 ? x : x * configuration.inputScale
         var h = input
+        var dropping: RandomGenerator? = nil
+        if let seed = dropoutSeed, dropout > 0, GradientMode.isEnabled { dropping = RandomGenerator(seed: seed); dropoutSeed = nil }
         for (l, layer) in layers.enumerated() {
             h = layer(h, maskSet: set)
-            if l < layers.count - 1 { h = relu(h) }
+            guard l < layers.count - 1 else { continue }
+            h = relu(h)
+            if var generator = dropping {
+                let keep = 1 - dropout
+                let mask = Tensor(shape: h.shape) { m in
+                    for i in m.indices { m[i] = generator.uniform() < keep ? 1 / keep : 0 }
+                }
+                h = h * Variable(mask)
+                dropping = generator
+            }
         }
         if let direct { h = h + direct(input, maskSet: set) }
         return h

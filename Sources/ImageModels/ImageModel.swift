@@ -22,6 +22,8 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
     /// MADE: a masked input-to-output path beside the hidden layers (configurations stored without
     /// the key predate it and read as false).
     public var directConnection: Bool = true
+    /// MADE: dropout probability on the hidden units in training (0: none).
+    public var dropout: Float = 0
     /// PixelCNN feature maps, residual blocks, first and block kernel sizes.
     public var filters: Int = 64
     public var blocks: Int = 6
@@ -42,7 +44,7 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case kind, channels, height, width, levels, hiddenSizes, maskSets, orderAgnostic, directConnection, filters, blocks, firstKernel, blockKernel
-        case conditionalClasses, seed, stateFilters, bottleneck
+        case conditionalClasses, seed, stateFilters, bottleneck, dropout
     }
 
     /// Settings missing from a stored configuration (written before they existed) take their defaults.
@@ -61,6 +63,7 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
         blockKernel = try c.decodeIfPresent(Int.self, forKey: .blockKernel) ?? blockKernel
         stateFilters = try c.decodeIfPresent(Int.self, forKey: .stateFilters)
         bottleneck = try c.decodeIfPresent(Bool.self, forKey: .bottleneck) ?? bottleneck
+        dropout = try c.decodeIfPresent(Float.self, forKey: .dropout) ?? dropout
         conditionalClasses = try c.decodeIfPresent(Int.self, forKey: .conditionalClasses) ?? conditionalClasses
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
     }
@@ -80,6 +83,7 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
         if kind == "made" && (hiddenSizes.isEmpty || hiddenSizes.contains { $0 < 1 }) { return "MADE needs at least one hidden layer" }
         if kind == "nade" && (hiddenSizes.first ?? 0) < 1 { return "NADE needs a hidden size" }
         if maskSets < 1 { return "maskSets must be at least 1" }
+        if !(dropout >= 0 && dropout < 1) { return "dropout must be at least 0 and below 1" }
         if kind == "gated-pixelcnn" && (blockKernel < 3 || firstKernel < 3) { return "Gated PixelCNN kernels must be at least 3" }
         if conditionalClasses < 0 { return "conditionalClasses must not be negative" }
         if ["row-lstm", "diagonal-bilstm"].contains(kind) && blocks < 1 { return "PixelRNN needs at least one LSTM layer (blocks)" }
@@ -244,6 +248,7 @@ public final class MADE: ImageModel {
                                                    orderAgnostic: configuration.orderAgnostic, seed: configuration.seed,
                                                    inputScale: 1 / Float(configuration.levels - 1),
                                                    directConnection: configuration.directConnection), generator: &generator)
+        network.dropout = configuration.dropout
     }
 
     public var parameters: [NamedParameter] { network.parameters }
@@ -260,6 +265,7 @@ public final class MADE: ImageModel {
     }
     public func prepareStep(_ generator: inout RandomGenerator) {
         if network.maskSets.count > 1 { network.activeMaskSet = generator.integer(below: network.maskSets.count) }
+        if network.dropout > 0 { network.dropoutSeed = generator.next() }
     }
     public func evaluationLogProbability(_ x: Tensor) -> [Double] { network.ensembleLogProbability(x, maskSets: [0]) }
     /// The mask-ensemble log-likelihood over all k mask sets (log-mean-exp of the per-set likelihoods).

@@ -113,6 +113,29 @@ func allBinaryImages(_ d: Int) -> Tensor {
                 == model.genericSample(count: 3, conditionedOn: observation, temperature: 0.8, generator: &e))
     }
 
+    /// MADE's dropout acts on the one training pass after `prepareStep`, drawn from the training
+    /// generator (the same draws for the same seed), and never in evaluation.
+    @Test func madeDropoutOnlyInTraining() {
+        var rng = RandomGenerator(seed: 12)
+        var config = configuration("made")
+        config.dropout = 0.5
+        let model = makeImageModel(config, generator: &rng) as! MADE
+        let x = Tensor(shape: [4, 9], scalars: (0..<36).map { _ in Float(rng.integer(below: 2)) })
+        let plain = model.conditionalLogProbabilities(x).value
+        var a = RandomGenerator(seed: 5), b = RandomGenerator(seed: 5)
+        model.prepareStep(&a)
+        let evaluated = GradientMode.withoutGradients { model.conditionalLogProbabilities(x).value }
+        #expect(evaluated == plain)
+        let dropped = model.conditionalLogProbabilities(x).value
+        #expect(dropped != plain)
+        #expect(model.conditionalLogProbabilities(x).value == plain)  // used up by one pass
+        model.prepareStep(&b)
+        #expect(model.conditionalLogProbabilities(x).value == dropped)
+        #expect(makeImageModel(configuration("made"), generator: &rng).configuration.dropout == 0)
+        config.dropout = 1
+        #expect(config.validationError() != nil)
+    }
+
     /// Each MLP-family model learns 3×3 bars and stripes to within 0.05 nats of its entropy ln 14.
     @Test(arguments: ["fvsbn", "nade", "made"])
     func learnsBarsAndStripes(kind: String) throws {
