@@ -50,9 +50,9 @@ public final class MaskedMLP: AutoregressiveModel {
     /// Dropout on the hidden units in training: the probability of zeroing one (survivors scaled by
     /// 1/(1 − p)); 0 turns it off.
     public var dropout: Float = 0
-    /// Set before a training step (`dropoutSeed`); the next forward pass that records gradients draws
-    /// its dropout masks from it and clears it, so evaluation and sampling never drop units.
-    public var dropoutSeed: UInt64?
+    /// Set before a training step; the next forward pass that records gradients draws its dropout
+    /// masks from it and clears it, so evaluation and sampling never drop units.
+    public var dropoutGenerator: RandomGenerator?
 
     public init(_ configuration: MaskedMLPConfiguration, generator: inout RandomGenerator) {
         precondition(configuration.dimensions >= 1 && configuration.classes >= 2 && configuration.maskSets >= 1,
@@ -103,7 +103,7 @@ public final class MaskedMLP: AutoregressiveModel {
         let input = configuration.inputScale == 1 ? x : x * configuration.inputScale
         var h = input
         var dropping: RandomGenerator? = nil
-        if let seed = dropoutSeed, dropout > 0, GradientMode.isEnabled { dropping = RandomGenerator(seed: seed); dropoutSeed = nil }
+        if dropout > 0, GradientMode.isEnabled { swap(&dropping, &dropoutGenerator) }
         for (l, layer) in layers.enumerated() {
             h = layer(h, maskSet: set)
             guard l < layers.count - 1 else { continue }
@@ -111,7 +111,7 @@ public final class MaskedMLP: AutoregressiveModel {
             if var generator = dropping {
                 let keep = 1 - dropout
                 let mask = Tensor(shape: h.shape) { m in
-                    for i in m.indices { m[i] = generator.uniform() < keep ? 1 / keep : 0 }
+                    for i in m.indices { m[i] = generator.bernoulli(keep) / keep }
                 }
                 h = h * Variable(mask)
                 dropping = generator

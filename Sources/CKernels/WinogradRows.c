@@ -14,6 +14,53 @@
 /* Lines hold up to this many tiles (4096 columns) plus a block of slack. */
 enum { maximumTiles = 1024, lineLength = 4 * maximumTiles + 48 };
 
+/* The arithmetic of the four transforms, once for both vector widths: P is the intrinsics' prefix
+   (_mm256 or _mm512), every operand a vector over tiles.
+   Input: v = Bᵀ·(d0 … d3, d4, d5), a tile's six inputs. */
+#define INPUT_POINTS(P, d, d4, d5, v) do {                                                          \
+        const __typeof__(d4) two = P##_set1_ps(2), four = P##_set1_ps(4), five = P##_set1_ps(5);     \
+        v[0] = P##_add_ps(P##_fmsub_ps(four, d[0], P##_mul_ps(five, d[2])), d4);                   \
+        v[1] = P##_fnmadd_ps(four, P##_add_ps(d[1], d[2]), P##_add_ps(d[3], d4));                  \
+        v[2] = P##_fmadd_ps(four, P##_sub_ps(d[1], d[2]), P##_sub_ps(d4, d[3]));                   \
+        v[3] = P##_fmadd_ps(two, P##_sub_ps(d[3], d[1]), P##_sub_ps(d4, d[2]));                    \
+        v[4] = P##_fmadd_ps(two, P##_sub_ps(d[1], d[3]), P##_sub_ps(d4, d[2]));                    \
+        v[5] = P##_add_ps(P##_fmsub_ps(four, d[1], P##_mul_ps(five, d[3])), d5);                   \
+    } while (0)
+/* Output: y = Aᵀ·m + bias (b), a tile's four columns. */
+#define OUTPUT_COLUMNS(P, m, b, y) do {                                                              \
+        const __typeof__(b) two = P##_set1_ps(2), four = P##_set1_ps(4), eight = P##_set1_ps(8);     \
+        __typeof__(b) p = P##_add_ps(m[1], m[2]), q = P##_sub_ps(m[1], m[2]);                       \
+        __typeof__(b) a = P##_add_ps(m[3], m[4]), c = P##_sub_ps(m[3], m[4]);                       \
+        y[0] = P##_add_ps(P##_add_ps(m[0], b), P##_add_ps(p, a));                                  \
+        y[1] = P##_fmadd_ps(two, c, P##_add_ps(q, b));                                             \
+        y[2] = P##_fmadd_ps(four, a, P##_add_ps(p, b));                                            \
+        y[3] = P##_fmadd_ps(eight, c, P##_add_ps(P##_add_ps(q, m[5]), b));                         \
+    } while (0)
+/* The output's adjoint: v = A·y for a tile's four column gradients (v[1] is their sum). */
+#define GRADIENT_POINTS(P, y, v) do {                                                                \
+        const __typeof__(y[0]) two = P##_set1_ps(2), four = P##_set1_ps(4), eight = P##_set1_ps(8);  \
+        __typeof__(y[0]) even = P##_add_ps(y[0], y[2]), odd = P##_add_ps(y[1], y[3]);              \
+        __typeof__(y[0]) evenFour = P##_fmadd_ps(four, y[2], y[0]);                                 \
+        __typeof__(y[0]) oddEight = P##_fmadd_ps(eight, y[3], P##_mul_ps(two, y[1]));               \
+        v[0] = y[0];                                                                               \
+        v[1] = P##_add_ps(even, odd);                                                              \
+        v[2] = P##_sub_ps(even, odd);                                                              \
+        v[3] = P##_add_ps(evenFour, oddEight);                                                     \
+        v[4] = P##_sub_ps(evenFour, oddEight);                                                     \
+        v[5] = y[3];                                                                               \
+    } while (0)
+/* The input's adjoint: B·v, a tile's gradients for its inputs 0…3 (d) and 4, 5 (e0, e1). */
+#define INPUT_GRADIENT(P, v, d, e0, e1) do {                                                         \
+        const __typeof__(v[0]) two = P##_set1_ps(2), four = P##_set1_ps(4), five = P##_set1_ps(5);   \
+        __typeof__(v[0]) a = P##_add_ps(v[1], v[2]), b = P##_add_ps(v[3], v[4]);                    \
+        d[0] = P##_mul_ps(four, v[0]);                                                             \
+        d[1] = P##_fmadd_ps(four, P##_add_ps(P##_sub_ps(v[2], v[1]), v[5]), P##_mul_ps(two, P##_sub_ps(v[4], v[3]))); \
+        d[2] = P##_sub_ps(P##_fnmadd_ps(five, v[0], P##_fnmadd_ps(four, a, P##_setzero_ps())), b); \
+        d[3] = P##_fmadd_ps(two, P##_sub_ps(v[3], v[4]), P##_fnmadd_ps(five, v[5], P##_sub_ps(v[1], v[2]))); \
+        e0 = P##_add_ps(P##_add_ps(v[0], a), b);                                                   \
+        e1 = v[5];                                                                                 \
+    } while (0)
+
 AVX2 static __m256i tileMask(int count) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
@@ -71,18 +118,11 @@ AVX2 int seriatim_winograd_input(const float *row, int tiles, int relu, float *p
     int columns = 4 * tiles + 2, padded = 32 * ((tiles + 7) / 8) + 8;
     if (prefetch) for (int c = 0; c < columns; c += 16) __builtin_prefetch(row + prefetch + c);
     loadLine(row, columns, relu, line, padded);
-    const __m256 two = _mm256_set1_ps(2), four = _mm256_set1_ps(4), five = _mm256_set1_ps(5);
     for (int k = 0; k < tiles; k += 8) {
         __m256 d[4], e[4], v[6];
         split(line + 4 * k, d);      /* inputs 0…3 of each tile */
         split(line + 4 * k + 4, e);  /* inputs 4, 5: the next tile's 0, 1 */
-        __m256 d4 = e[0], d5 = e[1];
-        v[0] = _mm256_add_ps(_mm256_fmsub_ps(four, d[0], _mm256_mul_ps(five, d[2])), d4);
-        v[1] = _mm256_fnmadd_ps(four, _mm256_add_ps(d[1], d[2]), _mm256_add_ps(d[3], d4));
-        v[2] = _mm256_fmadd_ps(four, _mm256_sub_ps(d[1], d[2]), _mm256_sub_ps(d4, d[3]));
-        v[3] = _mm256_fmadd_ps(two, _mm256_sub_ps(d[3], d[1]), _mm256_sub_ps(d4, d[2]));
-        v[4] = _mm256_fmadd_ps(two, _mm256_sub_ps(d[1], d[3]), _mm256_sub_ps(d4, d[2]));
-        v[5] = _mm256_add_ps(_mm256_fmsub_ps(four, d[1], _mm256_mul_ps(five, d[3])), d5);
+        INPUT_POINTS(_mm256, d, e[0], e[1], v);
         storePoints(v, points + k, plane);
     }
     return 1;
@@ -165,14 +205,8 @@ AVX512 int seriatim_winograd_input_pair(const float *row, long stride, int tiles
         for (int c = 0; c < columns; c += 16) { __builtin_prefetch(row + prefetch + c); __builtin_prefetch(row + stride + prefetch + c); }
     __m512 d[6];
     splitPair(row, stride, tiles, columns, relu, 6, d);  /* inputs 4, 5: the next tile's 0, 1 */
-    const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4), five = _mm512_set1_ps(5);
     __m512 v[6];
-    v[0] = _mm512_add_ps(_mm512_fmsub_ps(four, d[0], _mm512_mul_ps(five, d[2])), d[4]);
-    v[1] = _mm512_fnmadd_ps(four, _mm512_add_ps(d[1], d[2]), _mm512_add_ps(d[3], d[4]));
-    v[2] = _mm512_fmadd_ps(four, _mm512_sub_ps(d[1], d[2]), _mm512_sub_ps(d[4], d[3]));
-    v[3] = _mm512_fmadd_ps(two, _mm512_sub_ps(d[3], d[1]), _mm512_sub_ps(d[4], d[2]));
-    v[4] = _mm512_fmadd_ps(two, _mm512_sub_ps(d[1], d[3]), _mm512_sub_ps(d[4], d[2]));
-    v[5] = _mm512_add_ps(_mm512_fmsub_ps(four, d[1], _mm512_mul_ps(five, d[3])), d[5]);
+    INPUT_POINTS(_mm512, d, d[4], d[5], v);
     storePointPair(v, points, plane);
     return 1;
 }
@@ -180,15 +214,10 @@ AVX512 int seriatim_winograd_input_pair(const float *row, long stride, int tiles
 AVX512 int seriatim_winograd_output_pair(const float *points, long plane, int tiles, float bias, const float *residual,
                                          float *row, long stride) {
     if (!seriatim_winograd_row_pairs(tiles)) return 0;
-    const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4), eight = _mm512_set1_ps(8), b = _mm512_set1_ps(bias);
+    const __m512 b = _mm512_set1_ps(bias);
     __m512 m[6], y[4], lo, hi;
     loadPointPair(points, plane, tiles, m);
-    __m512 p = _mm512_add_ps(m[1], m[2]), q = _mm512_sub_ps(m[1], m[2]);
-    __m512 a = _mm512_add_ps(m[3], m[4]), c = _mm512_sub_ps(m[3], m[4]);
-    y[0] = _mm512_add_ps(_mm512_add_ps(m[0], b), _mm512_add_ps(p, a));
-    y[1] = _mm512_fmadd_ps(two, c, _mm512_add_ps(q, b));
-    y[2] = _mm512_fmadd_ps(four, a, _mm512_add_ps(p, b));
-    y[3] = _mm512_fmadd_ps(eight, c, _mm512_add_ps(_mm512_add_ps(q, m[5]), b));
+    OUTPUT_COLUMNS(_mm512, m, b, y);
     joinRow(y, 0, &lo, &hi);
     storeRow(lo, hi, 4 * tiles, NULL, residual, row);
     joinRow(y, tiles, &lo, &hi);
@@ -199,19 +228,10 @@ AVX512 int seriatim_winograd_output_pair(const float *points, long plane, int ti
 AVX512 int seriatim_winograd_gradient_pair(const float *row, long stride, int tiles, float *points, long plane,
                                            float *sumA, float *sumB) {
     if (!seriatim_winograd_row_pairs(tiles)) return 0;
-    const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4), eight = _mm512_set1_ps(8);
     __m512 y[4], v[6];
     splitPair(row, stride, tiles, 4 * tiles, 0, 4, y);
-    __m512 even = _mm512_add_ps(y[0], y[2]), odd = _mm512_add_ps(y[1], y[3]);
-    __m512 evenFour = _mm512_fmadd_ps(four, y[2], y[0]), oddEight = _mm512_fmadd_ps(eight, y[3], _mm512_mul_ps(two, y[1]));
-    v[0] = y[0];
-    v[1] = _mm512_add_ps(even, odd);
-    v[2] = _mm512_sub_ps(even, odd);
-    v[3] = _mm512_add_ps(evenFour, oddEight);
-    v[4] = _mm512_sub_ps(evenFour, oddEight);
-    v[5] = y[3];
+    GRADIENT_POINTS(_mm512, y, v);
     storePointPair(v, points, plane);
-    /* point 1 is the sum of the tile's four columns */
     if (sumA) *sumA += _mm512_mask_reduce_add_ps(firstLanes(tiles), v[1]);
     if (sumB) *sumB += _mm512_mask_reduce_add_ps((__mmask16)(firstLanes(2 * tiles) & ~firstLanes(tiles)), v[1]);
     return 1;
@@ -222,16 +242,10 @@ AVX512 int seriatim_winograd_input_gradient_pair(const float *points, long plane
     if (!seriatim_winograd_row_pairs(tiles)) return 0;
     if (prefetch && gate)
         for (int c = 0; c < 4 * tiles; c += 16) { __builtin_prefetch(gate + prefetch + c); __builtin_prefetch(gate + stride + prefetch + c); }
-    const __m512 two = _mm512_set1_ps(2), four = _mm512_set1_ps(4), five = _mm512_set1_ps(5), zero = _mm512_setzero_ps();
-    __m512 v[6], d[4], column[4], lo, hi;
+    __m512 v[6], d[4], e0, e1, column[4], lo, hi;
     loadPointPair(points, plane, tiles, v);
     /* Tile k's inputs 0…3 are columns 4k − 1 … 4k + 2 (d), its inputs 4, 5 columns 4k + 3, 4k + 4 (e0, e1). */
-    __m512 a = _mm512_add_ps(v[1], v[2]), b = _mm512_add_ps(v[3], v[4]);
-    d[0] = _mm512_mul_ps(four, v[0]);
-    d[1] = _mm512_fmadd_ps(four, _mm512_add_ps(_mm512_sub_ps(v[2], v[1]), v[5]), _mm512_mul_ps(two, _mm512_sub_ps(v[4], v[3])));
-    d[2] = _mm512_sub_ps(_mm512_fnmadd_ps(five, v[0], _mm512_fnmadd_ps(four, a, zero)), b);
-    d[3] = _mm512_fmadd_ps(two, _mm512_sub_ps(v[3], v[4]), _mm512_fnmadd_ps(five, v[5], _mm512_sub_ps(v[1], v[2])));
-    __m512 e0 = _mm512_add_ps(_mm512_add_ps(v[0], a), b), e1 = v[5];
+    INPUT_GRADIENT(_mm512, v, d, e0, e1);
     /* Column 4k: d1[k] + e1[k − 1]; 4k + 1: d2[k]; 4k + 2: d3[k]; 4k + 3: e0[k] + d0[k + 1]. A row's first
        tile has no k − 1 and its last no k + 1: those lanes take zero, so the rows stay apart. */
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), one = _mm512_set1_epi32(1);
@@ -251,16 +265,11 @@ AVX512 int seriatim_winograd_input_gradient_pair(const float *points, long plane
 AVX2 int seriatim_winograd_output(const float *points, long plane, int tiles, float bias, const float *residual, float *row) {
     if (tiles < 1 || tiles > maximumTiles) return 0;
     float line[lineLength];
-    const __m256 two = _mm256_set1_ps(2), four = _mm256_set1_ps(4), eight = _mm256_set1_ps(8), b = _mm256_set1_ps(bias);
+    const __m256 b = _mm256_set1_ps(bias);
     for (int k = 0; k < tiles; k += 8) {
         __m256 m[6], y[4];
         loadPoints(points + k, plane, tiles - k, m);
-        __m256 p = _mm256_add_ps(m[1], m[2]), q = _mm256_sub_ps(m[1], m[2]);
-        __m256 a = _mm256_add_ps(m[3], m[4]), c = _mm256_sub_ps(m[3], m[4]);
-        y[0] = _mm256_add_ps(_mm256_add_ps(m[0], b), _mm256_add_ps(p, a));
-        y[1] = _mm256_fmadd_ps(two, c, _mm256_add_ps(q, b));
-        y[2] = _mm256_fmadd_ps(four, a, _mm256_add_ps(p, b));
-        y[3] = _mm256_fmadd_ps(eight, c, _mm256_add_ps(_mm256_add_ps(q, m[5]), b));
+        OUTPUT_COLUMNS(_mm256, m, b, y);
         join(y, line + 4 * k);
     }
     /* Whole vectors of eight, then one of four (the row is a multiple of four long). */
@@ -281,20 +290,12 @@ AVX2 int seriatim_winograd_gradient(const float *row, int tiles, float *points, 
     float line[lineLength];
     int columns = 4 * tiles, padded = 32 * ((tiles + 7) / 8);
     loadLine(row, columns, 0, line, padded);
-    const __m256 two = _mm256_set1_ps(2), four = _mm256_set1_ps(4), eight = _mm256_set1_ps(8);
     __m256 total = _mm256_setzero_ps();
     for (int k = 0; k < tiles; k += 8) {
         __m256 y[4], v[6];
         split(line + 4 * k, y);
-        __m256 even = _mm256_add_ps(y[0], y[2]), odd = _mm256_add_ps(y[1], y[3]);
-        __m256 evenFour = _mm256_fmadd_ps(four, y[2], y[0]), oddEight = _mm256_fmadd_ps(eight, y[3], _mm256_mul_ps(two, y[1]));
-        v[0] = y[0];
-        v[1] = _mm256_add_ps(even, odd);
-        v[2] = _mm256_sub_ps(even, odd);
-        v[3] = _mm256_add_ps(evenFour, oddEight);
-        v[4] = _mm256_sub_ps(evenFour, oddEight);
-        v[5] = y[3];
-        total = _mm256_add_ps(total, v[1]);  /* point 1 is the sum of the tile's four columns */
+        GRADIENT_POINTS(_mm256, y, v);
+        total = _mm256_add_ps(total, v[1]);
         storePoints(v, points + k, plane);
     }
     if (sum) {
@@ -314,17 +315,11 @@ AVX2 int seriatim_winograd_input_gradient(const float *points, long plane, int t
     float low[lineLength], high[lineLength];
     int padded = 32 * ((tiles + 7) / 8) + 8;
     for (int c = 0; c < 4; c++) high[c] = 0;
-    const __m256 two = _mm256_set1_ps(2), four = _mm256_set1_ps(4), five = _mm256_set1_ps(5), zero = _mm256_setzero_ps();
+    const __m256 zero = _mm256_setzero_ps();
     for (int k = 0; k < tiles; k += 8) {
         __m256 v[6], d[4], e[4];
         loadPoints(points + k, plane, tiles - k, v);
-        __m256 a = _mm256_add_ps(v[1], v[2]), b = _mm256_add_ps(v[3], v[4]);
-        d[0] = _mm256_mul_ps(four, v[0]);
-        d[1] = _mm256_fmadd_ps(four, _mm256_add_ps(_mm256_sub_ps(v[2], v[1]), v[5]), _mm256_mul_ps(two, _mm256_sub_ps(v[4], v[3])));
-        d[2] = _mm256_sub_ps(_mm256_fnmadd_ps(five, v[0], _mm256_fnmadd_ps(four, a, zero)), b);
-        d[3] = _mm256_fmadd_ps(two, _mm256_sub_ps(v[3], v[4]), _mm256_fnmadd_ps(five, v[5], _mm256_sub_ps(v[1], v[2])));
-        e[0] = _mm256_add_ps(_mm256_add_ps(v[0], a), b);
-        e[1] = v[5];
+        INPUT_GRADIENT(_mm256, v, d, e[0], e[1]);
         e[2] = zero;
         e[3] = zero;
         join(d, low + 4 * k);

@@ -265,7 +265,7 @@ public final class MADE: ImageModel {
     }
     public func prepareStep(_ generator: inout RandomGenerator) {
         if network.maskSets.count > 1 { network.activeMaskSet = generator.integer(below: network.maskSets.count) }
-        if network.dropout > 0 { network.dropoutSeed = generator.next() }
+        if network.dropout > 0 { network.dropoutGenerator = generator.split() }
     }
     public func evaluationLogProbability(_ x: Tensor) -> [Double] { network.ensembleLogProbability(x, maskSets: [0]) }
     /// The mask-ensemble log-likelihood over all k mask sets (log-mean-exp of the per-set likelihoods).
