@@ -14,7 +14,7 @@ cp .build/release/seriatim "$S"
 isa=$(grep -qw avx512f /proc/cpuinfo && echo AVX-512 || echo AVX2)
 machine="$(nproc)-core $(lscpu | sed -n 's/^Model name: *//p' | head -1) ($isa), commit $(git rev-parse --short HEAD)"
 
-declare -A steps=( [fvsbn]=20000 [nade]=10000 [made]=10000 [made32]=80000 [pixelcnn]=250000 [row-lstm]=45000 [diagonal-bilstm]=5000 )
+declare -A steps=( [fvsbn]=20000 [nade]=10000 [made]=10000 [made32]=80000 [pixelcnn]=25000 [row-lstm]=120000 [diagonal-bilstm]=5000 )
 declare -A paper=( [fvsbn]=97.45 [nade]=88.86 [made]=88.40 [made32]=86.64 [pixelcnn]=81.30 [row-lstm]=80.54 [diagonal-bilstm]=79.20 )
 declare -A label=( [fvsbn]="FVSBN (L2 1e-4)" [nade]="NADE (500 hidden)" [made]="MADE (1×4000, 1 mask)" [made32]="MADE (2×4000, 32 masks)"
                    [pixelcnn]="PixelCNN (7×7 A, 12×3×3 B, 64 maps)" [row-lstm]="Row LSTM (7×7 A, 7 layers, h = 16)"
@@ -26,9 +26,9 @@ for m in "${models[@]}"; do
     [ "$m" = fvsbn ] && extra=(--config scripts/configs/mnist-fvsbn.json)
     [ "$m" = made ] && extra=(--config scripts/configs/mnist-made-wide.json)
     [ "$m" = made32 ] && { kind=made; extra=(--config scripts/configs/mnist-made-32masks-wide.json); }
-    [ "$m" = row-lstm ] && extra=(--config scripts/configs/mnist-row-lstm-paper.json)
+    [ "$m" = row-lstm ] && extra=(--config scripts/configs/mnist-row-lstm-small-batch.json)
     [ "$m" = diagonal-bilstm ] && { printf '{"training": {"batchSize": 16, "evaluateEvery": 200, "validationLimit": 500}}' > runs/images/diagonal-bilstm.json; extra=(--config runs/images/diagonal-bilstm.json); }
-    [ "$m" = pixelcnn ] && extra=(--config scripts/configs/mnist-pixelcnn-small-batch.json)
+    [ "$m" = pixelcnn ] && extra=(--config scripts/configs/mnist-pixelcnn-deep.json)
     run="runs/images/$m-$(date +%Y%m%d-%H%M%S)"
     start=$(date +%s)
     $S train "$kind" --data mnist --out "$run" --steps "${steps[$m]}" "${extra[@]}" --json > "$run.train.json" 2> "$run.log" || { echo "$m failed, see $run.log"; continue; }
