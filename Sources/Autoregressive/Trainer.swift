@@ -53,6 +53,9 @@ public struct TrainerConfiguration: Sendable, Codable, Equatable {
     public var validationLimit: Int? = nil
     /// Print a plain progress line every this many steps when not on a terminal.
     public var logEvery = 50
+    /// Evaluate, checkpoint for use and sample with an exponential moving average of the weights
+    /// with this decay (nil: the weights themselves); see `WeightAverage`.
+    public var averageDecay: Float? = nil
 
     public init() {}
 }
@@ -102,7 +105,9 @@ public struct TrainingSummary: Sendable {
 /// progress display and a JSON-lines metrics log.
 ///
 /// Run directory: `latest.safetensors` (every evaluation and at the end), `best.safetensors`
-/// (best validation NLL), `metrics.jsonl`.
+/// (best validation NLL), `metrics.jsonl`. With `averageDecay` set, validation, the best checkpoint,
+/// the test score and samples use the moving average of the weights; checkpoints hold it as `model.`
+/// and the weights training continues from as `raw.`.
 public final class Trainer<Task: TrainingTask> {
     public let task: Task
     public let optimizer: any Optimizer
@@ -117,6 +122,8 @@ public final class Trainer<Task: TrainingTask> {
     public var shouldStop: () -> Bool = { false }
     /// Where progress goes (stderr by default).
     public var progress: ProgressDisplay
+    /// The moving average of the weights (when `configuration.averageDecay` is set); saved in checkpoints.
+    public let average: WeightAverage?
 
     public var latestPath: String { runDirectory + "/latest.safetensors" }
     public var bestPath: String { runDirectory + "/best.safetensors" }
@@ -130,6 +137,7 @@ public final class Trainer<Task: TrainingTask> {
         self.runDirectory = runDirectory
         self.generator = RandomGenerator(seed: configuration.seed ^ 0x5EED_5EED)
         self.progress = progress
+        self.average = configuration.averageDecay.map(WeightAverage.init(decay:))
         try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
     }
 
@@ -142,7 +150,7 @@ public final class Trainer<Task: TrainingTask> {
         guard let json = checkpoint.metadata["trainer"], let saved = try? JSONDecoder().decode(TrainerState.self, from: Data(json.utf8)) else {
             throw TrainingError.incompatibleCheckpoint(path: latestPath, reason: "it holds no trainer state")
         }
-        try checkpoint.load(into: task.parameters, prefix: "model.", path: latestPath)
+        try checkpoint.restore(task.parameters, average: average, path: latestPath)
         try checkpoint.restore(optimizer, path: latestPath)
         generator = try checkpoint.generator("rng", path: latestPath)
         state = saved
@@ -152,7 +160,7 @@ public final class Trainer<Task: TrainingTask> {
     func checkpoint() -> Checkpoint {
         var checkpoint = Checkpoint(metadata: ["config": task.configurationJSON, "seriatim.format": "training-state-1"])
         for (key, value) in task.checkpointMetadata { checkpoint.metadata[key] = value }
-        checkpoint.store(task.parameters, prefix: "model.")
+        checkpoint.store(task.parameters, average: average)
         checkpoint.store(optimizer)
         checkpoint.store(generator, key: "rng")
         checkpoint.metadata["trainer"] = String(decoding: try! JSONEncoder().encode(state), as: UTF8.self)
@@ -225,6 +233,7 @@ public final class Trainer<Task: TrainingTask> {
             loss.backward()
             if let clip = configuration.clipNorm { clipGradientNorm(task.parameters, maxNorm: clip) }
             optimizer.update(task.parameters)
+            average?.update(task.parameters)
             for p in task.parameters { p.variable.zeroGradient() }
             state.step += 1
             state.position += batchSize
@@ -238,7 +247,7 @@ public final class Trainer<Task: TrainingTask> {
                             logEvery: configuration.logEvery)
 
             if state.step % configuration.evaluateEvery == 0 || state.step == end {
-                lastValidation = evaluate(.validation, limit: configuration.validationLimit)
+                lastValidation = withEvaluationWeights { evaluate(.validation, limit: configuration.validationLimit) }
                 var record: [String: Any] = [
                     "step": state.step, "epoch": state.epoch, "train_loss": windowLoss / Double(max(windowSteps, 1)),
                     "learning_rate": Double(optimizer.learningRate), "items_per_second": itemsPerSecond,
@@ -262,7 +271,7 @@ public final class Trainer<Task: TrainingTask> {
                 try checkpoint().write(to: latestPath)
                 try appendMetrics(record)
                 windowLoss = 0; windowSteps = 0; windowStart = DispatchTime.now().uptimeNanoseconds
-                sampleHook?(state.step)
+                if let sampleHook { withEvaluationWeights { sampleHook(state.step) } }
                 if let patience = configuration.patience, state.evaluationsWithoutImprovement >= patience {
                     stoppedEarly = true
                     break
@@ -289,6 +298,12 @@ public final class Trainer<Task: TrainingTask> {
         }
         return TrainingSummary(state: state, finalValidation: lastValidation, test: test, stoppedEarly: stoppedEarly,
                                seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+    }
+
+    /// Runs `body` with the weights evaluation uses: the averages when averaging, else the weights.
+    public func withEvaluationWeights<R>(_ body: () throws -> R) rethrows -> R {
+        guard let average else { return try body() }
+        return try average.withAverages(in: task.parameters, body)
     }
 
     private func appendMetrics(_ record: [String: Any]) throws {

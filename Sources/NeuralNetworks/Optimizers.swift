@@ -245,35 +245,6 @@ public struct LearningRateSchedule: Codable, Sendable, Equatable {
     }
 }
 
-/// An exponential moving average of parameter values, `shadow ← d·shadow + (1 − d)·w`.
-public final class ExponentialMovingAverage {
-    public let decay: Float
-    public private(set) var shadow: [String: Tensor] = [:]
-
-    public init(decay: Float = 0.999) { self.decay = decay }
-
-    /// Folds the current values in (the first call copies them).
-    public func update(_ parameters: [NamedParameter]) {
-        for p in parameters {
-            guard var s = shadow[p.name] else { shadow[p.name] = p.variable.value; continue }
-            let w = p.variable.value
-            for i in 0..<s.count { s.scalars[i] = decay * s.scalars[i] + (1 - decay) * w.scalars[i] }
-            shadow[p.name] = s
-        }
-    }
-
-    /// Runs `body` with the averaged values in the parameters, then puts the trained values back.
-    public func withAveragedWeights<R>(_ parameters: [NamedParameter], _ body: () throws -> R) rethrows -> R {
-        let saved = parameters.map(\.variable.value)
-        for p in parameters { if let s = shadow[p.name] { p.variable.value = s } }
-        defer { for (p, v) in zip(parameters, saved) { p.variable.value = v } }
-        return try body()
-    }
-
-    /// Restores averages written from `shadow`.
-    public func load(_ tensors: [String: Tensor]) { shadow = tensors }
-}
-
 extension SIMD16 where Scalar == Float {
     @inline(__always) static func load(_ p: UnsafePointer<Float>) -> Self { UnsafeRawPointer(p).loadUnaligned(as: Self.self) }
     @inline(__always) static func load(_ p: UnsafeMutablePointer<Float>) -> Self { UnsafeRawPointer(p).loadUnaligned(as: Self.self) }

@@ -70,6 +70,47 @@ import Tensors
         #expect(FileManager.default.fileExists(atPath: run + "/best.safetensors"))
     }
 
+    /// With a weight average: resuming is still exact (weights and averages), validation and the best
+    /// checkpoint use the averages, and they differ from the last weights.
+    @Test func weightAverageResumesExactlyAndIsWhatEvaluationUses() throws {
+        var c = configuration(steps: 42)
+        c.averageDecay = 0.9
+        let straightTask = makeTask()
+        let straightRun = directory()
+        let straight = try Trainer(task: straightTask, optimizer: Adam(), configuration: c, runDirectory: straightRun,
+                                   progress: ProgressDisplay(mode: .silent))
+        try straight.train()
+
+        let run = directory()
+        try Trainer(task: makeTask(), optimizer: Adam(), configuration: c, runDirectory: run, progress: ProgressDisplay(mode: .silent))
+            .train(stopAfter: 20)
+        let resumedTask = makeTask()
+        let resumed = try Trainer(task: resumedTask, optimizer: Adam(), configuration: c, runDirectory: run,
+                                  progress: ProgressDisplay(mode: .silent))
+        try resumed.resume()
+        #expect(resumed.average?.updateCount == 20)
+        try resumed.train()
+        for (a, b) in zip(straightTask.parameters, resumedTask.parameters) {
+            #expect(a.variable.value.scalars.map(\.bitPattern) == b.variable.value.scalars.map(\.bitPattern), "\(a.name)")
+            #expect(straight.average!.average(of: a.name)!.scalars.map(\.bitPattern)
+                == resumed.average!.average(of: b.name)!.scalars.map(\.bitPattern), "\(a.name)")
+        }
+
+        // The last evaluation (step 42) scored the averages, not the weights.
+        let lines = try String(contentsOfFile: straightRun + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        let last = try JSONSerialization.jsonObject(with: Data(lines[lines.count - 2].utf8)) as! [String: Any]
+        #expect(last["step"] as? Int == 42)
+        let averaged = straight.withEvaluationWeights { straight.evaluate(.validation)! }
+        let weights = straight.evaluate(.validation)!
+        #expect(abs(averaged.nats - (last["validation_nats"] as! Double)) < 1e-9)
+        #expect(averaged.nats != weights.nats)
+        // latest.safetensors: the averages as model., the weights as raw.
+        let latest = try Checkpoint.read(from: straightRun + "/latest.safetensors")
+        let name = straightTask.parameters[0].name
+        #expect(latest.tensors["model." + name] == straight.average!.average(of: name))
+        #expect(latest.tensors["raw." + name] == straightTask.parameters[0].variable.value)
+    }
+
     @Test func resumeRejectsAnotherConfiguration() throws {
         let run = directory()
         let trainer = try Trainer(task: makeTask(maskSets: 2), optimizer: Adam(), configuration: configuration(steps: 7), runDirectory: run,

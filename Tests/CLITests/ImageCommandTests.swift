@@ -69,6 +69,27 @@ import Tensors
         #expect(bad.status != 0 && bad.error.contains("stateFilters") && bad.error.split(separator: "\n").count == 1, "\(bad.error)")
     }
 
+    /// `averageDecay` in the training section: the run trains, resumes and samples with the average
+    /// (kept as `model.`, the weights as `raw.`); a decay outside [0, 1) is a one-line error.
+    @Test func weightAverageFromConfig() throws {
+        let directory = temporaryDirectory("average")
+        try #"{"training": {"averageDecay": 0.99, "evaluateEvery": 10}}"#.write(toFile: directory + "/a.json", atomically: true, encoding: .utf8)
+        let run = directory + "/run"
+        let trained = try Tool.run(["train", "made", "--data", "bars:3", "--out", run, "--config", directory + "/a.json", "--steps", "20", "--json"])
+        #expect(trained.status == 0, "\(trained.error)")
+        let resumed = try Tool.run(["train", "made", "--out", run, "--resume", "--steps", "30", "--json"])
+        #expect(resumed.status == 0, "\(resumed.error)")
+        let summary = try JSONSerialization.jsonObject(with: Data(resumed.output.utf8)) as! [String: Any]
+        let evaluated = try Tool.run(["evaluate", "--checkpoint", run, "--json"])
+        let result = try JSONSerialization.jsonObject(with: Data(evaluated.output.utf8)) as! [String: Any]
+        #expect(abs((result["nll_nats"] as! Double) - (summary["test_nats"] as! Double)) < 1e-6, "\(result) \(summary)")
+        let header = String(decoding: try Data(contentsOf: URL(fileURLWithPath: run + "/latest.safetensors")).prefix(4096), as: UTF8.self)
+        #expect(header.contains("\"raw.") && header.contains("\"model.") && header.contains("average.updates"))
+        try #"{"training": {"averageDecay": 1.5}}"#.write(toFile: directory + "/bad.json", atomically: true, encoding: .utf8)
+        let bad = try Tool.run(["train", "made", "--data", "bars:3", "--out", directory + "/bad", "--config", directory + "/bad.json"])
+        #expect(bad.status == 1 && bad.error.contains("averageDecay") && bad.error.split(separator: "\n").count == 1, "\(bad.error)")
+    }
+
     /// The MADE benchmark with other hidden sizes and order-agnostic mask sets runs and reports a rate.
     @Test func madeBenchmarkOptions() throws {
         let result = try Tool.run(["bench", "made", "--hidden", "16,16", "--mask-sets", "3", "--steps", "2", "--json"])

@@ -97,16 +97,54 @@ import Tensors
         #expect(abs(cosine.rate(at: 50) - 0.5) < 1e-6 && cosine.rate(at: 100) < 1e-6)
     }
 
-    @Test func movingAverage() {
-        let w = parameter(Tensor(shape: [1], scalars: [0]))
-        let ema = ExponentialMovingAverage(decay: 0.5)
+    /// The weight average against the formula by hand: the first update copies, then
+    /// βₜ = min(β, (1 + t)/(10 + t)); 37 elements cover the vectorised body and the scalar tail.
+    @Test func weightAverageFollowsItsFormula() {
+        let w = parameter(Tensor(shape: [37], scalars: (0..<37).map { Float($0) }))
+        let average = WeightAverage(decay: 0.5)
         let params = [NamedParameter("w", w)]
-        ema.update(params)
-        w.value = Tensor(shape: [1], scalars: [4])
-        ema.update(params)
-        #expect(ema.shadow["w"]!.scalar == 2)
-        ema.withAveragedWeights(params) { #expect(w.value.scalar == 2) }
-        #expect(w.value.scalar == 4)
+        average.update(params)  // copies 0, 1, 2, …
+        w.value = Tensor(shape: [37], scalars: (0..<37).map { Float($0) + 4 })
+        average.update(params)  // β₂ = min(0.5, 3/12) = 0.25: a = i + 0.75·4
+        #expect(average.decay(atUpdate: 2) == 0.25)
+        #expect(average.average(of: "w")!.scalars == (0..<37).map { Float($0) + 3 })
+        w.value = Tensor(shape: [37], scalars: (0..<37).map { Float($0) + 7 })
+        average.update(params)  // β₃ = min(0.5, 4/13) = 4/13: a = i + 3 + (9/13)·4
+        let third = (0..<37).map { Double($0) + 3 + 9.0 / 13 * 4 }
+        #expect(zip(average.average(of: "w")!.scalars, third).allSatisfy { abs(Double($0) - $1) < 1e-5 })
+        #expect(average.decay(atUpdate: 1000) == 0.5 && average.updateCount == 3)
+        // Evaluation sees the averages; the weights come back afterwards, bit for bit.
+        average.withAverages(in: params) { #expect(abs(Double(w.value.scalars[36]) - third[36]) < 1e-5) }
+        #expect(w.value.scalars == (0..<37).map { Float($0) + 7 })
+    }
+
+    /// A checkpoint with an average keeps the averages as `model.` (what evaluation loads) and the
+    /// weights as `raw.`; restoring gives both back exactly, and a file without one loads as before.
+    @Test func weightAverageCheckpointRoundTrip() throws {
+        let w = parameter(Tensor(shape: [3], scalars: [1, 2, 3]))
+        let params = [NamedParameter("w", w)]
+        let average = WeightAverage(decay: 0.9)
+        average.update(params)
+        w.value = Tensor(shape: [3], scalars: [5, 6, 7])
+        average.update(params)
+        var checkpoint = Checkpoint()
+        checkpoint.store(params, average: average)
+        #expect(checkpoint.tensors["raw.w"]!.scalars == [5, 6, 7])
+        #expect(checkpoint.tensors["model.w"] == average.average(of: "w"))
+        #expect(checkpoint.tensors["model.w"]!.scalars != [5, 6, 7])
+
+        let restoredWeights = parameter(Tensor.zeros([3]))
+        let restoredAverage = WeightAverage(decay: 0.9)
+        try checkpoint.restore([NamedParameter("w", restoredWeights)], average: restoredAverage, path: "memory")
+        #expect(restoredWeights.value.scalars == [5, 6, 7])
+        #expect(restoredAverage.average(of: "w") == average.average(of: "w") && restoredAverage.updateCount == 2)
+
+        var plain = Checkpoint()
+        plain.store(params, average: nil)
+        #expect(plain.tensors.keys.sorted() == ["model.w"])
+        let fresh = WeightAverage(decay: 0.9)
+        try plain.restore([NamedParameter("w", restoredWeights)], average: fresh, path: "memory")
+        #expect(fresh.updateCount == 0 && fresh.average(of: "w") == nil)
     }
 
     /// A 2-4-1 tanh network learns XOR.

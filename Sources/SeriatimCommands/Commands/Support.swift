@@ -47,7 +47,7 @@ func merged<T: Codable>(_ defaults: T, with overrides: [String: Any], context: S
 
 /// Keys of optional settings that a default encoding leaves out.
 private func optionalKeys(_ type: Any.Type) -> Set<String> {
-    ["localFeatures", "featureFiles", "speakerPattern", "manifest", "patience", "clipNorm", "validationLimit", "stateFilters"]
+    ["localFeatures", "featureFiles", "speakerPattern", "manifest", "patience", "clipNorm", "validationLimit", "stateFilters", "averageDecay"]
 }
 
 /// A progress line for loops outside the trainer (generation).

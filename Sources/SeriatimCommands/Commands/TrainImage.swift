@@ -17,6 +17,8 @@ struct ImageTrainingOptions: Codable, Equatable {
     var patience: Int? = nil
     var clipNorm: Float? = nil
     var validationLimit: Int? = nil
+    /// Evaluate, keep and sample with a moving average of the weights of this decay, e.g. 0.999 (nil: none).
+    var averageDecay: Float? = nil
     /// Images drawn into `samples/` after each evaluation (0: none).
     var sampleCount = 16
 }
@@ -125,6 +127,9 @@ func trainImageModel(kind: String, arguments a: ImageTrainingArguments) throws {
     guard run.training.batchSize >= 1, run.training.steps >= 1, run.training.evaluateEvery >= 1 else {
         throw UserError("batchSize, steps and evaluateEvery must be at least 1")
     }
+    if let decay = run.training.averageDecay, !(decay >= 0 && decay < 1) {
+        throw UserError("averageDecay must be at least 0 and below 1 (e.g. 0.999), not \(decay)")
+    }
     try FileManager.default.createDirectory(atPath: a.out, withIntermediateDirectories: true)
     try JSONEncoder.pretty.encode(run).write(to: URL(fileURLWithPath: runFile))
 
@@ -144,6 +149,7 @@ func trainImageModel(kind: String, arguments a: ImageTrainingArguments) throws {
                                             decay: .cosine(totalSteps: run.training.steps, minimum: run.training.learningRate / 20))
     trainer.clipNorm = run.training.clipNorm
     trainer.validationLimit = run.training.validationLimit
+    trainer.averageDecay = run.training.averageDecay
     trainer.logEvery = max(1, run.training.evaluateEvery / 5)
     let training = try Trainer(task: task, optimizer: Adam(learningRate: run.training.learningRate, weightDecay: run.training.weightDecay),
                                configuration: trainer, runDirectory: a.out)
