@@ -85,6 +85,17 @@ import Tensors
         #expect(abs((result["nll_nats"] as! Double) - (summary["test_nats"] as! Double)) < 1e-6, "\(result) \(summary)")
         let header = String(decoding: try Data(contentsOf: URL(fileURLWithPath: run + "/latest.safetensors")).prefix(4096), as: UTF8.self)
         #expect(header.contains("\"raw.") && header.contains("\"model.") && header.contains("average.updates"))
+        // --raw-weights scores the weights themselves: another number; a run without averages has none.
+        let raw = try Tool.run(["evaluate", "--checkpoint", run + "/latest.safetensors", "--raw-weights", "--json"])
+        #expect(raw.status == 0, "\(raw.error)")
+        let rawNats = (try JSONSerialization.jsonObject(with: Data(raw.output.utf8)) as! [String: Any])["nll_nats"] as! Double
+        let averaged = try Tool.run(["evaluate", "--checkpoint", run + "/latest.safetensors", "--json"])
+        let averagedNats = (try JSONSerialization.jsonObject(with: Data(averaged.output.utf8)) as! [String: Any])["nll_nats"] as! Double
+        #expect(rawNats != averagedNats)
+        let plain = directory + "/plain"
+        #expect(try Tool.run(["train", "fvsbn", "--data", "bars:3", "--out", plain, "--steps", "5"]).status == 0)
+        let none = try Tool.run(["evaluate", "--checkpoint", plain, "--raw-weights"])
+        #expect(none.status == 1 && none.error.contains("--raw-weights") && none.error.split(separator: "\n").count == 1, "\(none.error)")
         try #"{"training": {"averageDecay": 1.5}}"#.write(toFile: directory + "/bad.json", atomically: true, encoding: .utf8)
         let bad = try Tool.run(["train", "made", "--data", "bars:3", "--out", directory + "/bad", "--config", directory + "/bad.json"])
         #expect(bad.status == 1 && bad.error.contains("averageDecay") && bad.error.split(separator: "\n").count == 1, "\(bad.error)")

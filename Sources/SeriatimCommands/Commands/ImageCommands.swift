@@ -13,9 +13,10 @@ struct Evaluate: ParsableCommand {
     @Option(help: "train, validation or test.") var split = "test"
     @Option(help: "Data to evaluate on (default: the run's own).") var data: String?
     @Flag(help: "Print JSON with nll_nats, nll_nats_stderr, bits_per_dim, examples.") var json = false
+    @Flag(help: "In a run with averageDecay, score the weights themselves instead of their moving average.") var rawWeights = false
 
     func run() throws {
-        let (model, run, file) = try loadImageModel(checkpoint)
+        let (model, run, file) = try loadImageModel(checkpoint, rawWeights: rawWeights)
         guard let which = DataSplit(rawValue: split) else { throw UserError("unknown split '\(split)'; use train, validation or test") }
         guard let name = data ?? run?.data else { throw UserError("no run.json beside \(file) says which data to use; pass --data") }
         let dataset = try loadImages(name, binarization: run?.binarization, seed: run?.seed ?? 0)

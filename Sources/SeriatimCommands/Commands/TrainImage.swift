@@ -234,7 +234,9 @@ struct TrainPixelCNN: ParsableCommand {
 }
 
 /// Loads an image model from a checkpoint, with its run when the checkpoint sits in a run directory.
-func loadImageModel(_ path: String) throws -> (model: any ImageModel, run: ImageRun?, file: String) {
+/// - Parameter rawWeights: in a run that averages its weights, load the weights training goes on from
+///   (`raw.`) instead of the average (`model.`).
+func loadImageModel(_ path: String, rawWeights: Bool = false) throws -> (model: any ImageModel, run: ImageRun?, file: String) {
     let file = try checkpointFile(path)
     let checkpoint: Checkpoint
     do { checkpoint = try Checkpoint.read(from: file) } catch { throw UserError("\(error)") }
@@ -248,7 +250,10 @@ func loadImageModel(_ path: String) throws -> (model: any ImageModel, run: Image
     }
     var generator = RandomGenerator(seed: 0)
     let model = makeImageModel(configuration, generator: &generator)
-    do { try checkpoint.load(into: model.parameters, prefix: "model.", path: file) } catch { throw UserError("\(error)") }
+    if rawWeights && checkpoint.metadata["average.updates"] == nil {
+        throw UserError("checkpoint \(file) holds no averaged weights, so there are no raw ones apart from them; drop --raw-weights")
+    }
+    do { try checkpoint.load(into: model.parameters, prefix: rawWeights ? "raw." : "model.", path: file) } catch { throw UserError("\(error)") }
     let runFile = ((file as NSString).deletingLastPathComponent as NSString).appendingPathComponent("run.json")
     let run = FileManager.default.contents(atPath: runFile).flatMap { try? JSONDecoder().decode(ImageRun.self, from: $0) }
     return (model, run, file)
