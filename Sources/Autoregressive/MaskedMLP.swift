@@ -108,14 +108,7 @@ public final class MaskedMLP: AutoregressiveModel {
             h = layer(h, maskSet: set)
             guard l < layers.count - 1 else { continue }
             h = relu(h)
-            if var generator = dropping {
-                let keep = 1 - dropout
-                let mask = Tensor(shape: h.shape) { m in
-                    for i in m.indices { m[i] = generator.bernoulli(keep) / keep }
-                }
-                h = h * Variable(mask)
-                dropping = generator
-            }
+            if dropping != nil { h = NeuralNetworks.dropout(h, rate: dropout, generator: &dropping!) }
         }
         if let direct { h = h + direct(input, maskSet: set) }
         return h

@@ -6,7 +6,8 @@
 // and G. Binary images get one Bernoulli logit per pixel, grey or colour levels a K-way softmax per
 // channel. A block is the paper's with `bottleneck` (its figure 5: h ← h + 1×1(ReLU(conv_B(ReLU(1×1(ReLU(h)))))),
 // the inner maps half of h's 2h) and by default a single convolution, h ← h + conv_B(ReLU(h)).
-// Deviations: the single-convolution block is the default; no skip connections from every block to the head.
+// Deviations: the single-convolution block is the default; no skip connections from every block to the head;
+// optional dropout (`dropout`) on each block's ReLU before its masked convolution, in training only.
 // Sampling uses a cache: every layer's activations are kept and each new value recomputes only
 // the one position it changes in each layer (exact, because a masked layer's output at a position
 // depends only on positions at or before it in raster order).
@@ -25,6 +26,9 @@ public final class PixelCNN: LogitMapImageModel {
     public let reductions: [MaskedConv2D], expansions: [MaskedConv2D]
     public let head1: MaskedConv2D
     public let head2: MaskedConv2D
+    /// Set by `prepareStep` when `dropout` > 0; the next forward pass that records gradients draws
+    /// its dropout masks from it (and uses it up).
+    var dropoutGenerator: RandomGenerator?
 
     public init(_ configuration: ImageModelConfiguration, generator: inout RandomGenerator) {
         self.configuration = configuration
@@ -58,10 +62,17 @@ public final class PixelCNN: LogitMapImageModel {
         // From the first layer to the head the activations stay on one padded grid (no per-layer layout copies).
         let grid = ImageGrid(batch: x.shape[0], height: c.height, width: c.width, taps: blocks.first?.taps ?? head1.taps)
         var h = toGrid(first(Variable(image)), grid: grid)
+        var dropping: RandomGenerator? = nil
+        if c.dropout > 0, GradientMode.isEnabled { swap(&dropping, &dropoutGenerator) }
         for (i, block) in blocks.enumerated() {
-            if c.bottleneck {
-                let inner = block.onGrid(reductions[i].onGrid(h, grid: grid, reluInput: true), grid: grid, reluInput: true)
-                h = h + expansions[i].onGrid(inner, grid: grid, reluInput: true)
+            // In training with dropout the masked convolution's input ReLU(·) is dropped out first
+            // (unfused; the padding stays zero, so the grid layout holds).
+            if c.bottleneck || dropping != nil {
+                let reduced = c.bottleneck ? reductions[i].onGrid(h, grid: grid, reluInput: true) : h
+                let out = dropping != nil
+                    ? block.onGrid(dropout(relu(reduced), rate: c.dropout, generator: &dropping!), grid: grid)
+                    : block.onGrid(reduced, grid: grid, reluInput: true)
+                h = h + (c.bottleneck ? expansions[i].onGrid(out, grid: grid, reluInput: true) : out)
             } else {
                 h = block.onGrid(h, grid: grid, reluInput: true, residual: true)  // h + block(relu(h))
             }
@@ -72,6 +83,10 @@ public final class PixelCNN: LogitMapImageModel {
 
 
     public func makeIncrementalSampler() -> (any IncrementalSampler)? { CachedSampler(model: self) }
+
+    public func prepareStep(_ generator: inout RandomGenerator) {
+        if configuration.dropout > 0 { dropoutGenerator = generator.split() }
+    }
 
     /// The masks of every layer, for `seriatim inspect`.
     public var masks: [Tensor] {

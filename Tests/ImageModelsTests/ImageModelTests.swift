@@ -136,6 +136,48 @@ func allBinaryImages(_ d: Int) -> Tensor {
         #expect(config.validationError() != nil)
     }
 
+    /// PixelCNN's dropout: only in the one training pass after `prepareStep`, the same draws for the
+    /// same seed; the dropped training pass keeps the autoregressive property; a dropout that keeps
+    /// everything gives the fused evaluation pass's numbers through the unfused training path.
+    @Test(arguments: [false, true])
+    func pixelCNNDropoutOnlyInTraining(bottleneck: Bool) {
+        var rng = RandomGenerator(seed: 13)
+        var config = configuration("pixelcnn")
+        config.bottleneck = bottleneck
+        config.dropout = 0.3
+        let model = makeImageModel(config, generator: &rng) as! PixelCNN
+        let d = config.dimensions
+        let x = Tensor(shape: [3, d], scalars: (0..<(3 * d)).map { _ in Float(rng.integer(below: 2)) })
+        let plain = model.conditionalLogProbabilities(x).value
+        var a = RandomGenerator(seed: 5), b = RandomGenerator(seed: 5)
+        model.prepareStep(&a)
+        #expect(GradientMode.withoutGradients { model.conditionalLogProbabilities(x).value } == plain)
+        let dropped = model.conditionalLogProbabilities(x).value
+        #expect(dropped != plain)
+        #expect(model.conditionalLogProbabilities(x).value == plain)  // used up by one pass
+        model.prepareStep(&b)
+        #expect(model.conditionalLogProbabilities(x).value == dropped)
+
+        // The same dropout masks for every call: a later pixel never moves an earlier conditional.
+        let report = checkAutoregressive(order: model.generationOrder, inputs: [Tensor(shape: [d], scalars: Array(x.scalars[0..<d]))], perturb: { 1 - $0 }) { input in
+            var g = RandomGenerator(seed: 9)
+            model.prepareStep(&g)
+            return model.conditionalParameters(input)
+        }
+        #expect(report.passed, "\(report.violations.prefix(5))")
+
+        var keepAll = config
+        keepAll.dropout = 1e-7
+        let whole = makeImageModel(keepAll, generator: &rng) as! PixelCNN
+        let fused = GradientMode.withoutGradients { whole.conditionalLogProbabilities(x).value }
+        var c = RandomGenerator(seed: 1)
+        whole.prepareStep(&c)
+        let unfused = whole.conditionalLogProbabilities(x).value
+        #expect(zip(fused.scalars, unfused.scalars).allSatisfy { abs($0 - $1) < 1e-4 })
+        config.kind = "row-lstm"
+        #expect(config.validationError()?.contains("dropout") == true)
+    }
+
     /// Each MLP-family model learns 3×3 bars and stripes to within 0.05 nats of its entropy ln 14.
     @Test(arguments: ["fvsbn", "nade", "made"])
     func learnsBarsAndStripes(kind: String) throws {
