@@ -96,6 +96,48 @@ public func exp(_ x: Variable) -> Variable { unaryOp(.exp, x) }
 public func log(_ x: Variable) -> Variable { unaryOp(.log, x) }
 public func softplus(_ x: Variable) -> Variable { unaryOp(.softplus, x) }
 
+/// `relu(x)` with inverted dropout, in one pass: each element is kept with probability about 1 − `rate`
+/// and scaled up, or zeroed. A keep decision takes 16 random bits, so the keep probability rounds to a
+/// multiple of 2⁻¹⁶ and the scale is its exact inverse (the expectation is unchanged). The elements go
+/// in chunks of 2¹⁵, each with its own generator seeded in order from `generator`, so the chunks run on
+/// both cores and the draws do not depend on the core count. The pullback passes the gradient, scaled,
+/// where the output is positive.
+public func reluDropout(_ x: Variable, rate: Float, generator: inout RandomGenerator) -> Variable {
+    guard rate > 0 else { return relu(x) }
+    let threshold = max(1, min(65536, UInt64((Double(1 - rate) * 65536).rounded())))
+    let scale = Float(65536 / Double(threshold))
+    let n = x.value.count, chunk = 1 << 15
+    let seeds = (0..<(n + chunk - 1) / chunk).map { _ in generator.next() }
+    let output = Tensor(shape: x.shape) { y in
+        x.value.withUnsafeBufferPointer { xp in
+            nonisolated(unsafe) let (input, out) = (xp.baseAddress!, y.baseAddress!)
+            Parallel.forEach(seeds.count) { c in
+                var chunkGenerator = RandomGenerator(seed: seeds[c])
+                var i = c * chunk
+                let end = min(n, i + chunk)
+                while i < end {
+                    var bits = chunkGenerator.next()
+                    for _ in 0..<4 where i < end {
+                        out[i] = bits & 0xFFFF < threshold ? max(input[i], 0) * scale : 0
+                        bits >>= 16
+                        i += 1
+                    }
+                }
+            }
+        }
+    }
+    return Variable(output, parents: [x]) { gradient in
+        x.accumulate(Tensor(shape: x.shape) { dx in
+            output.withUnsafeBufferPointer { yp in
+                gradient.withUnsafeBufferPointer { gp in
+                    nonisolated(unsafe) let (y, g, d) = (yp.baseAddress!, gp.baseAddress!, dx.baseAddress!)
+                    Parallel.forChunks(n) { range in for i in range { d[i] = y[i] > 0 ? g[i] * scale : 0 } }
+                }
+            }
+        })
+    }
+}
+
 /// The fused WaveNet gate `tanh(filter) ⊙ σ(gate)` (shapes equal).
 public func gatedActivation(filter: Variable, gate: Variable) -> Variable {
     precondition(filter.shape == gate.shape, "gatedActivation: filter \(filter.shape) and gate \(gate.shape) differ")

@@ -107,8 +107,7 @@ public final class MaskedMLP: AutoregressiveModel {
         for (l, layer) in layers.enumerated() {
             h = layer(h, maskSet: set)
             guard l < layers.count - 1 else { continue }
-            h = relu(h)
-            if dropping != nil { h = NeuralNetworks.dropout(h, rate: dropout, generator: &dropping!) }
+            h = dropping != nil ? reluDropout(h, rate: dropout, generator: &dropping!) : relu(h)
         }
         if let direct { h = h + direct(input, maskSet: set) }
         return h

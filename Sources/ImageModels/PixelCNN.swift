@@ -70,7 +70,7 @@ public final class PixelCNN: LogitMapImageModel {
             if c.bottleneck || dropping != nil {
                 let reduced = c.bottleneck ? reductions[i].onGrid(h, grid: grid, reluInput: true) : h
                 let out = dropping != nil
-                    ? block.onGrid(dropout(relu(reduced), rate: c.dropout, generator: &dropping!), grid: grid)
+                    ? block.onGrid(reluDropout(reduced, rate: c.dropout, generator: &dropping!), grid: grid)
                     : block.onGrid(reduced, grid: grid, reluInput: true)
                 h = h + (c.bottleneck ? expansions[i].onGrid(out, grid: grid, reluInput: true) : out)
             } else {

@@ -97,25 +97,3 @@ public struct Embedding: ParameterContainer {
 
     public func callAsFunction(_ indices: [Int]) -> Variable { embedding(table, indices: indices) }
 }
-
-/// Inverted dropout: each element is kept with probability about 1 − `rate` and scaled up, or zeroed;
-/// the mask is a constant of the graph, so the gradient passes through the same mask. Each keep
-/// decision takes 16 random bits (four per draw from `generator`), so the keep probability is
-/// rounded to a multiple of 2⁻¹⁶ and the scale is its exact inverse (the expectation is unchanged).
-public func dropout(_ x: Variable, rate: Float, generator: inout RandomGenerator) -> Variable {
-    guard rate > 0 else { return x }
-    let threshold = max(1, min(65536, UInt64((Double(1 - rate) * 65536).rounded())))
-    let scale = Float(65536 / Double(threshold))
-    let mask = Tensor(shape: x.shape) { m in
-        var i = 0
-        while i < m.count {
-            var bits = generator.next()
-            for _ in 0..<4 where i < m.count {
-                m[i] = bits & 0xFFFF < threshold ? scale : 0
-                bits >>= 16
-                i += 1
-            }
-        }
-    }
-    return x * Variable(mask)
-}

@@ -49,6 +49,10 @@ let opTable: [OpCase] = [
     OpCase(name: "tanh", inputs: inputs(uniform([10], -3, 3))) { tanh($0[0]) },
     OpCase(name: "sigmoid", inputs: inputs(uniform([10], -5, 5))) { sigmoid($0[0]) },
     OpCase(name: "relu", inputs: inputs(awayFromZero([10]))) { relu($0[0]) },
+    OpCase(name: "relu dropout", inputs: inputs(awayFromZero([40]))) {
+        var generator = RandomGenerator(seed: 3)  // the same mask on every call
+        return reluDropout($0[0], rate: 0.4, generator: &generator)
+    },
     OpCase(name: "exp", inputs: inputs(uniform([10], -2, 2))) { exp($0[0]) },
     OpCase(name: "log", inputs: inputs(uniform([10], 0.5, 3))) { log($0[0]) },
     OpCase(name: "softplus", inputs: inputs(uniform([10], -5, 5))) { softplus($0[0]) },
@@ -176,6 +180,26 @@ private func typeBMask(outputs: Int, inputs: Int) -> Tensor {
         var rng = RandomGenerator(seed: 99)
         let failures = GradientCheck().failures(inputs: op.inputs(&rng), op.build)
         #expect(failures.isEmpty, "\(op.name): \(failures.prefix(3).joined(separator: "; "))")
+    }
+
+    /// Dropout after ReLU over several chunks: about `rate` of the positive inputs zeroed, the rest scaled
+    /// so that the mean is kept, the gradient through the same mask, the same draws for the same seed.
+    @Test func reluDropoutKeepsTheExpectation() {
+        let n = 100_003  // four chunks, the last one short
+        let x = Variable(Tensor(shape: [n], scalars: (0..<n).map { $0 % 5 == 0 ? -1 : 1 }), requiresGradient: true)
+        var rng = RandomGenerator(seed: 4)
+        let y = reluDropout(x, rate: 0.3, generator: &rng)
+        let positive = Double(n - (n + 4) / 5)
+        let kept = y.value.scalars.filter { $0 > 0 }
+        #expect(abs(Double(kept.count) / positive - 0.7) < 0.01)
+        #expect(abs(Double(kept.reduce(0, +)) / positive - 1) < 0.02)
+        #expect(Set(kept).count == 1)
+        #expect(zip(x.value.scalars, y.value.scalars).allSatisfy { $0 > 0 || $1 == 0 })
+        sum(y).backward()
+        #expect(x.gradient!.scalars == y.value.scalars)
+        var same = RandomGenerator(seed: 4)
+        #expect(reluDropout(Variable(x.value), rate: 0.3, generator: &same).value == y.value)
+        #expect(reluDropout(Variable(x.value), rate: 0, generator: &same).value == relu(Variable(x.value)).value)
     }
 
     /// The fused LSTM cell computes what the cell's definition composed from single ops does.

@@ -147,24 +147,6 @@ import Tensors
         #expect(fresh.updateCount == 0 && fresh.average(of: "w") == nil)
     }
 
-    /// Dropout zeroes about `rate` of the elements, scales the rest so that the mean is kept, and
-    /// passes the gradient through the same mask; rate 0 is the identity.
-    @Test func dropoutKeepsTheExpectationAndMasksTheGradient() {
-        var rng = RandomGenerator(seed: 4)
-        let n = 100_003
-        let x = parameter(Tensor(repeating: 1, shape: [n]))
-        let y = dropout(x, rate: 0.3, generator: &rng)
-        let zeros = y.value.scalars.filter { $0 == 0 }.count
-        #expect(abs(Double(zeros) / Double(n) - 0.3) < 0.01)
-        #expect(abs(Double(y.value.scalars.reduce(0, +)) / Double(n) - 1) < 0.02)
-        #expect(Set(y.value.scalars).count == 2)
-        sum(y).backward()
-        #expect(x.gradient!.scalars == y.value.scalars)
-        var same = RandomGenerator(seed: 4)
-        #expect(dropout(Variable(x.value), rate: 0.3, generator: &same).value == y.value)
-        #expect(dropout(Variable(x.value), rate: 0, generator: &same).value == x.value)
-    }
-
     /// A 2-4-1 tanh network learns XOR.
     @Test func learnsXOR() {
         var rng = RandomGenerator(seed: 3)
