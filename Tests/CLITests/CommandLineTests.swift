@@ -38,6 +38,13 @@ struct Tool {
     }
 }
 
+/// The JSON header of a safetensors file (after its 8-byte little-endian length), as text.
+func safetensorsHeader(_ path: String) throws -> String {
+    let file = try Data(contentsOf: URL(fileURLWithPath: path))
+    let length = file.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+    return String(decoding: file.dropFirst(8).prefix(length), as: UTF8.self)
+}
+
 func temporaryDirectory(_ name: String) -> String {
     let path = NSTemporaryDirectory() + "seriatim-cli-\(name)-\(UUID().uuidString)"
     try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
@@ -65,7 +72,7 @@ let tinyConfiguration = """
         }
     }
 
-    /// Train a few steps on generated audio, resume, generate 0.1 s, read it back.
+    /// Train a few steps on generated audio (with averaged weights), resume, generate 0.1 s, read it back.
     @Test func trainResumeGenerateInfo() throws {
         let directory = temporaryDirectory("e2e")
         let data = directory + "/data"
@@ -74,7 +81,9 @@ let tinyConfiguration = """
         try writeTone(data + "/sub/b.flac", frequencies: [440], seconds: 0.6, rate: 8000)
         try writeTone(data + "/c.wav", frequencies: [300, 500], seconds: 0.6, rate: 16000)  // resampled to 8 kHz
         try writeTone(data + "/d.wav", frequencies: [250], seconds: 0.6, rate: 8000)
-        try tinyConfiguration.write(toFile: directory + "/tiny.json", atomically: true, encoding: .utf8)
+        let averaging = tinyConfiguration.replacingOccurrences(of: "\"validationLimit\": 4}", with: "\"validationLimit\": 4, \"averageDecay\": 0.9}")
+        #expect(averaging != tinyConfiguration)
+        try averaging.write(toFile: directory + "/tiny.json", atomically: true, encoding: .utf8)
         let run = directory + "/run"
 
         let first = try Tool.run(["train", "wavenet", "--data", data, "--out", run, "--sample-rate", "8000",
@@ -87,6 +96,9 @@ let tinyConfiguration = """
         for file in ["latest.safetensors", "best.safetensors", "metrics.jsonl", "run.json", "corpus.safetensors", "samples/step-4.wav"] {
             #expect(FileManager.default.fileExists(atPath: run + "/" + file), "\(file)")
         }
+        // The average is the model; the weights training resumes from sit beside it.
+        let header = try safetensorsHeader(run + "/latest.safetensors")
+        #expect(header.contains("\"raw.") && header.contains("average.updates"))
 
         // A second run into the same directory without --resume is refused.
         let again = try Tool.run(["train", "wavenet", "--data", data, "--out", run])

@@ -83,7 +83,7 @@ import Tensors
         let evaluated = try Tool.run(["evaluate", "--checkpoint", run, "--json"])
         let result = try JSONSerialization.jsonObject(with: Data(evaluated.output.utf8)) as! [String: Any]
         #expect(abs((result["nll_nats"] as! Double) - (summary["test_nats"] as! Double)) < 1e-6, "\(result) \(summary)")
-        let header = String(decoding: try Data(contentsOf: URL(fileURLWithPath: run + "/latest.safetensors")).prefix(4096), as: UTF8.self)
+        let header = try safetensorsHeader(run + "/latest.safetensors")
         #expect(header.contains("\"raw.") && header.contains("\"model.") && header.contains("average.updates"))
         // --raw-weights scores the weights themselves: another number; a run without averages has none.
         let raw = try Tool.run(["evaluate", "--checkpoint", run + "/latest.safetensors", "--raw-weights", "--json"])

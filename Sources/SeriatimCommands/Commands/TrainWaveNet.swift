@@ -26,6 +26,8 @@ struct WaveNetTrainingOptions: Codable, Equatable {
     var validationLimit: Int? = 32
     var clipNorm: Float? = 10
     var patience: Int? = nil
+    /// Validate, keep and generate with a moving average of the weights of this decay, e.g. 0.999 (nil: none).
+    var averageDecay: Float? = nil
     /// Seconds of audio written to `samples/` after each evaluation (0: none).
     var sampleSeconds = 1.0
     var trimDecibels = 40.0
@@ -113,6 +115,9 @@ struct TrainWaveNet: ParsableCommand {
         guard run.training.batchSize >= 1, run.training.window >= 1, run.training.steps >= 1, run.training.evaluateEvery >= 1 else {
             throw UserError("batchSize, window, steps and evaluateEvery must be at least 1")
         }
+        if let decay = run.training.averageDecay, !(decay >= 0 && decay < 1) {
+            throw UserError("averageDecay must be at least 0 and below 1 (e.g. 0.999), not \(decay)")
+        }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
 
         // Corpus: decoded, resampled, trimmed and split once, then cached in the run directory.
@@ -156,6 +161,7 @@ struct TrainWaveNet: ParsableCommand {
         trainer.schedule = LearningRateSchedule(base: run.training.learningRate, warmupSteps: run.training.warmupSteps,
                                                 decay: .cosine(totalSteps: run.training.steps, minimum: run.training.learningRate / 10))
         trainer.clipNorm = run.training.clipNorm
+        trainer.averageDecay = run.training.averageDecay
         trainer.evaluationBatchSize = run.training.batchSize
         trainer.logEvery = max(1, run.training.evaluateEvery / 4)
         let training = try Trainer(task: task, optimizer: Adam(learningRate: run.training.learningRate), configuration: trainer, runDirectory: out)
