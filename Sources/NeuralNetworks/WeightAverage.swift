@@ -45,7 +45,7 @@ public final class WeightAverage {
     /// a ← a + (1 − keep)(w − a), elementwise, split over the cores for large tensors.
     static func mix(_ a: UnsafeMutablePointer<Float>, toward w: UnsafePointer<Float>, count: Int, keep: Float) {
         let step = 1 - keep
-        Parallel.forChunks(count, grain: 1 << 16) { range in
+        Parallel.forChunks(count) { range in
             var i = range.lowerBound
             let width = Vector.scalarCount
             while i + width <= range.upperBound {
@@ -65,7 +65,7 @@ public final class WeightAverage {
 
     /// Exchanges each parameter's value with its average, so that evaluation sees the averages;
     /// a second call restores the weights. Parameters not yet averaged are left alone.
-    public func swap(into parameters: [NamedParameter]) {
+    private func swap(into parameters: [NamedParameter]) {
         for p in parameters {
             guard let average = averages[p.name], average.shape == p.variable.shape else { continue }
             averages[p.name] = p.variable.value

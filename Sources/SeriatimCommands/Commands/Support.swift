@@ -45,6 +45,13 @@ func merged<T: Codable>(_ defaults: T, with overrides: [String: Any], context: S
     }
 }
 
+/// A training section's `averageDecay` must lie in [0, 1).
+func checkAverageDecay(_ decay: Float?) throws {
+    if let decay, !(decay >= 0 && decay < 1) {
+        throw UserError("averageDecay must be at least 0 and below 1 (e.g. 0.999), not \(decay)")
+    }
+}
+
 /// Keys of optional settings that a default encoding leaves out.
 private func optionalKeys(_ type: Any.Type) -> Set<String> {
     ["localFeatures", "featureFiles", "speakerPattern", "manifest", "patience", "clipNorm", "validationLimit", "stateFilters", "averageDecay"]

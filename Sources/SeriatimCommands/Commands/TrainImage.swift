@@ -127,9 +127,7 @@ func trainImageModel(kind: String, arguments a: ImageTrainingArguments) throws {
     guard run.training.batchSize >= 1, run.training.steps >= 1, run.training.evaluateEvery >= 1 else {
         throw UserError("batchSize, steps and evaluateEvery must be at least 1")
     }
-    if let decay = run.training.averageDecay, !(decay >= 0 && decay < 1) {
-        throw UserError("averageDecay must be at least 0 and below 1 (e.g. 0.999), not \(decay)")
-    }
+    try checkAverageDecay(run.training.averageDecay)
     try FileManager.default.createDirectory(atPath: a.out, withIntermediateDirectories: true)
     try JSONEncoder.pretty.encode(run).write(to: URL(fileURLWithPath: runFile))
 

@@ -115,9 +115,7 @@ struct TrainWaveNet: ParsableCommand {
         guard run.training.batchSize >= 1, run.training.window >= 1, run.training.steps >= 1, run.training.evaluateEvery >= 1 else {
             throw UserError("batchSize, window, steps and evaluateEvery must be at least 1")
         }
-        if let decay = run.training.averageDecay, !(decay >= 0 && decay < 1) {
-            throw UserError("averageDecay must be at least 0 and below 1 (e.g. 0.999), not \(decay)")
-        }
+        try checkAverageDecay(run.training.averageDecay)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
 
         // Corpus: decoded, resampled, trimmed and split once, then cached in the run directory.
