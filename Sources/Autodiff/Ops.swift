@@ -96,21 +96,34 @@ public func exp(_ x: Variable) -> Variable { unaryOp(.exp, x) }
 public func log(_ x: Variable) -> Variable { unaryOp(.log, x) }
 public func softplus(_ x: Variable) -> Variable { unaryOp(.softplus, x) }
 
-/// `relu(x)` with inverted dropout, in one pass: each element is kept with probability about 1 − `rate`
-/// and scaled up, or zeroed. A keep decision takes 16 random bits, so the keep probability rounds to a
-/// multiple of 2⁻¹⁶ and the scale is its exact inverse (the expectation is unchanged). The elements go
-/// in chunks of 2¹⁵, each with its own generator seeded in order from `generator`, so the chunks run on
-/// both cores and the draws do not depend on the core count. The pullback passes the gradient, scaled,
-/// where the output is positive.
+/// Inverted dropout: each element is kept with probability about 1 − `rate` and scaled up, or zeroed
+/// (in training; callers skip it in evaluation). A keep decision takes 16 random bits, so the keep
+/// probability rounds to a multiple of 2⁻¹⁶ and the scale is its exact inverse (the expectation is
+/// unchanged). The elements go in chunks of 2¹⁵, each with its own generator seeded in order from
+/// `generator`, so the chunks run on both cores and the draws do not depend on the core count.
+public func dropout(_ x: Variable, rate: Float, generator: inout RandomGenerator) -> Variable {
+    guard rate > 0 else { return x }
+    return droppingOut(x, rate: rate, rectified: false, generator: &generator)
+}
+
+/// `relu(x)` with inverted dropout (as `dropout`) in one pass. The pullback passes the gradient,
+/// scaled, where the output is positive.
 public func reluDropout(_ x: Variable, rate: Float, generator: inout RandomGenerator) -> Variable {
     guard rate > 0 else { return relu(x) }
+    return droppingOut(x, rate: rate, rectified: true, generator: &generator)
+}
+
+/// `dropout` and `reluDropout`: one pass that writes the output and a byte per element saying
+/// whether its gradient passes (kept, and positive when `rectified`).
+private func droppingOut(_ x: Variable, rate: Float, rectified: Bool, generator: inout RandomGenerator) -> Variable {
     let threshold = max(1, min(65536, UInt64((Double(1 - rate) * 65536).rounded())))
     let scale = Float(65536 / Double(threshold))
     let n = x.value.count, chunk = 1 << 15
     let seeds = (0..<(n + chunk - 1) / chunk).map { _ in generator.next() }
+    var passes = [UInt8](repeating: 0, count: n)
     let output = Tensor(shape: x.shape) { y in
-        x.value.withUnsafeBufferPointer { xp in
-            nonisolated(unsafe) let (input, out) = (xp.baseAddress!, y.baseAddress!)
+        x.value.withUnsafeBufferPointer { xp in passes.withUnsafeMutableBufferPointer { pp in
+            nonisolated(unsafe) let (input, out, pass) = (xp.baseAddress!, y.baseAddress!, pp.baseAddress!)
             Parallel.forEach(seeds.count) { c in
                 var chunkGenerator = RandomGenerator(seed: seeds[c])
                 var i = c * chunk
@@ -118,20 +131,22 @@ public func reluDropout(_ x: Variable, rate: Float, generator: inout RandomGener
                 while i < end {
                     var bits = chunkGenerator.next()
                     for _ in 0..<4 where i < end {
-                        out[i] = bits & 0xFFFF < threshold ? max(input[i], 0) * scale : 0
+                        let keep = bits & 0xFFFF < threshold && (!rectified || input[i] > 0)
+                        out[i] = keep ? input[i] * scale : 0
+                        pass[i] = keep ? 1 : 0
                         bits >>= 16
                         i += 1
                     }
                 }
             }
-        }
+        } }
     }
     return Variable(output, parents: [x]) { gradient in
         x.accumulate(Tensor(shape: x.shape) { dx in
-            output.withUnsafeBufferPointer { yp in
+            passes.withUnsafeBufferPointer { pp in
                 gradient.withUnsafeBufferPointer { gp in
-                    nonisolated(unsafe) let (y, g, d) = (yp.baseAddress!, gp.baseAddress!, dx.baseAddress!)
-                    Parallel.forChunks(n) { range in for i in range { d[i] = y[i] > 0 ? g[i] * scale : 0 } }
+                    nonisolated(unsafe) let (pass, g, d) = (pp.baseAddress!, gp.baseAddress!, dx.baseAddress!)
+                    Parallel.forChunks(n) { range in for i in range { d[i] = pass[i] != 0 ? g[i] * scale : 0 } }
                 }
             }
         })

@@ -23,7 +23,8 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
     /// the key predate it and read as false).
     public var directConnection: Bool = true
     /// MADE: dropout probability on the hidden units in training; PixelCNN: on the input of each
-    /// block's masked convolution (after its ReLU), in training (0: none).
+    /// block's masked convolution (after its ReLU); PixelRNN: on each layer's LSTM states before its
+    /// residual 1×1; in training only (0: none).
     public var dropout: Float = 0
     /// PixelCNN feature maps, residual blocks, first and block kernel sizes.
     public var filters: Int = 64
@@ -85,7 +86,9 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
         if kind == "nade" && (hiddenSizes.first ?? 0) < 1 { return "NADE needs a hidden size" }
         if maskSets < 1 { return "maskSets must be at least 1" }
         if !(dropout >= 0 && dropout < 1) { return "dropout must be at least 0 and below 1" }
-        if dropout > 0 && !["made", "pixelcnn"].contains(kind) { return "dropout is for made and pixelcnn only; drop it from the \(kind) configuration" }
+        if dropout > 0 && !["made", "pixelcnn", "row-lstm", "diagonal-bilstm"].contains(kind) {
+            return "dropout is for made, pixelcnn, row-lstm and diagonal-bilstm only; drop it from the \(kind) configuration"
+        }
         if kind == "gated-pixelcnn" && (blockKernel < 3 || firstKernel < 3) { return "Gated PixelCNN kernels must be at least 3" }
         if conditionalClasses < 0 { return "conditionalClasses must not be negative" }
         if ["row-lstm", "diagonal-bilstm"].contains(kind) && blocks < 1 { return "PixelRNN needs at least one LSTM layer (blocks)" }

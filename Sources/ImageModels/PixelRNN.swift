@@ -12,7 +12,8 @@
 // before the two are added, so it never sees the current row (both scans are one op with its
 // pullback, in DiagonalScan.swift).
 // States have `stateFilters` channels (the paper's h) and features `filters` (its 2h; by default
-// the two are equal). Deviations: no learned initial state; gate channel groups repeat the feature
+// the two are equal). Optional dropout (`dropout`) on each layer's LSTM states before its residual
+// 1×1, in training only (the paper used none on MNIST). Deviations: no learned initial state; gate channel groups repeat the feature
 // groups so that RGB masking holds inside the cell. Both sample row by row with the rows above
 // cached: one row's forward pass per value instead of the image's.
 
@@ -39,6 +40,9 @@ public class PixelRNNBase {
     public let residuals: [MaskedConv2D]
     public let head1: MaskedConv2D
     public let head2: MaskedConv2D
+    /// Set by `prepareStep` when `dropout` > 0; the next forward pass that records gradients draws
+    /// its dropout masks from it (and uses it up).
+    var dropoutGenerator: RandomGenerator?
 
     init(_ configuration: ImageModelConfiguration, generator: inout RandomGenerator) {
         self.configuration = configuration
@@ -64,10 +68,18 @@ public class PixelRNNBase {
         let c = configuration
         let image = Kernels.scale(x, by: 1 / Float(c.levels - 1)).reshaped([x.shape[0], c.channels, c.height, c.width])
         var h = first(Variable(image))
-        for l in 0..<residuals.count { h = h + residuals[l](recurrent(l, h)) }
+        var dropping: RandomGenerator? = nil
+        if c.dropout > 0, GradientMode.isEnabled { swap(&dropping, &dropoutGenerator) }
+        for l in 0..<residuals.count {
+            let states = recurrent(l, h)
+            h = h + residuals[l](dropping != nil ? dropout(states, rate: c.dropout, generator: &dropping!) : states)
+        }
         return head2(relu(head1(relu(h))))
     }
 
+    public func prepareStep(_ generator: inout RandomGenerator) {
+        if configuration.dropout > 0 { dropoutGenerator = generator.split() }
+    }
 
 }
 

@@ -53,6 +53,10 @@ let opTable: [OpCase] = [
         var generator = RandomGenerator(seed: 3)  // the same mask on every call
         return reluDropout($0[0], rate: 0.4, generator: &generator)
     },
+    OpCase(name: "dropout", inputs: inputs(uniform([40]))) {
+        var generator = RandomGenerator(seed: 3)
+        return dropout($0[0], rate: 0.4, generator: &generator)
+    },
     OpCase(name: "exp", inputs: inputs(uniform([10], -2, 2))) { exp($0[0]) },
     OpCase(name: "log", inputs: inputs(uniform([10], 0.5, 3))) { log($0[0]) },
     OpCase(name: "softplus", inputs: inputs(uniform([10], -5, 5))) { softplus($0[0]) },
@@ -200,6 +204,27 @@ private func typeBMask(outputs: Int, inputs: Int) -> Tensor {
         var same = RandomGenerator(seed: 4)
         #expect(reluDropout(Variable(x.value), rate: 0.3, generator: &same).value == y.value)
         #expect(reluDropout(Variable(x.value), rate: 0, generator: &same).value == relu(Variable(x.value)).value)
+    }
+
+    /// Plain dropout keeps negative values and zeros too (a kept zero still passes its gradient), with the
+    /// same draws as `reluDropout` for the same generator.
+    @Test func dropoutKeepsTheExpectationOfAnySign() {
+        let n = 100_003
+        let x = Variable(Tensor(shape: [n], scalars: (0..<n).map { Float($0 % 3) - 1 }), requiresGradient: true)
+        var rng = RandomGenerator(seed: 4)
+        let y = dropout(x, rate: 0.3, generator: &rng)
+        var same = RandomGenerator(seed: 4)
+        let rectified = reluDropout(Variable(x.value), rate: 0.3, generator: &same)
+        #expect(zip(y.value.scalars, rectified.value.scalars).allSatisfy { $1 == max($0, 0) })
+        let negatives = zip(x.value.scalars, y.value.scalars).filter { $0.0 < 0 }.map(\.1)
+        #expect(abs(Double(negatives.filter { $0 < 0 }.count) / Double(negatives.count) - 0.7) < 0.01)
+        #expect(abs(Double(negatives.reduce(0, +)) / Double(negatives.count) + 1) < 0.02)
+        sum(y).backward()
+        let passed = x.gradient!.scalars
+        let keptZeros = (0..<n).filter { x.value.scalars[$0] == 0 && passed[$0] > 0 }.count
+        #expect(abs(Double(keptZeros) / Double((n + 2) / 3) - 0.7) < 0.01)
+        #expect((0..<n).allSatisfy { x.value.scalars[$0] == 0 || (passed[$0] > 0) == (y.value.scalars[$0] != 0) })
+        #expect(dropout(x, rate: 0, generator: &same) === x)
     }
 
     /// The fused LSTM cell computes what the cell's definition composed from single ops does.

@@ -136,16 +136,16 @@ func allBinaryImages(_ d: Int) -> Tensor {
         #expect(config.validationError() != nil)
     }
 
-    /// PixelCNN's dropout: only in the one training pass after `prepareStep`, the same draws for the
-    /// same seed; the dropped training pass keeps the autoregressive property; a dropout that keeps
-    /// everything gives the fused evaluation pass's numbers through the unfused training path.
-    @Test(arguments: [false, true])
-    func pixelCNNDropoutOnlyInTraining(bottleneck: Bool) {
+    /// Dropout (PixelCNN, PixelRNN): only in the one training pass after `prepareStep`, the same draws
+    /// for the same seed; the dropped training pass keeps the autoregressive property; a dropout that
+    /// keeps everything gives the evaluation pass's numbers (for PixelCNN through the unfused path).
+    @Test(arguments: [("pixelcnn", false), ("pixelcnn", true), ("row-lstm", false), ("diagonal-bilstm", false)])
+    func dropoutOnlyInTraining(kind: String, bottleneck: Bool) {
         var rng = RandomGenerator(seed: 13)
-        var config = configuration("pixelcnn")
+        var config = configuration(kind)
         config.bottleneck = bottleneck
         config.dropout = 0.3
-        let model = makeImageModel(config, generator: &rng) as! PixelCNN
+        let model = makeImageModel(config, generator: &rng)
         let d = config.dimensions
         let x = Tensor(shape: [3, d], scalars: (0..<(3 * d)).map { _ in Float(rng.integer(below: 2)) })
         let plain = model.conditionalLogProbabilities(x).value
@@ -168,13 +168,13 @@ func allBinaryImages(_ d: Int) -> Tensor {
 
         var keepAll = config
         keepAll.dropout = 1e-7
-        let whole = makeImageModel(keepAll, generator: &rng) as! PixelCNN
+        let whole = makeImageModel(keepAll, generator: &rng)
         let fused = GradientMode.withoutGradients { whole.conditionalLogProbabilities(x).value }
         var c = RandomGenerator(seed: 1)
         whole.prepareStep(&c)
         let unfused = whole.conditionalLogProbabilities(x).value
         #expect(zip(fused.scalars, unfused.scalars).allSatisfy { abs($0 - $1) < 1e-4 })
-        config.kind = "row-lstm"
+        config.kind = "gated-pixelcnn"
         #expect(config.validationError()?.contains("dropout") == true)
     }
 
