@@ -23,6 +23,8 @@ public struct ForecastSettings: Codable, Sendable {
     public var binRange: Float? = nil
     /// Independently seeded forecasters whose sample paths are pooled.
     public var ensemble = 3
+    /// Forecast with an exponential moving average of the weights with this decay (nil: the weights).
+    public var averageDecay: Float? = nil
 
     public init(horizon: Int, season: Int) { self.horizon = horizon; self.season = season }
 }
@@ -96,9 +98,12 @@ public enum Forecasting {
                                                 decay: .cosine(totalSteps: settings.steps, minimum: settings.learningRate / 10))
         trainer.clipNorm = 5
         trainer.logEvery = max(1, settings.steps / 5)
+        trainer.averageDecay = settings.averageDecay
         let training = try Trainer(task: task, optimizer: Adam(learningRate: settings.learningRate), configuration: trainer,
                                    runDirectory: runDirectory, progress: progress)
         try training.train()
+        // The forecaster returned is the one a checkpoint loads (`model.`: the average when averaging).
+        training.average?.assign(to: model.parameters)
         return model
     }
 

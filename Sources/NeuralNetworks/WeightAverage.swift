@@ -80,6 +80,15 @@ public final class WeightAverage {
         return try body()
     }
 
+    /// Writes the averages into the parameters for good (when training is over and only the averaged
+    /// model is used). Parameters not yet averaged are left alone.
+    public func assign(to parameters: [NamedParameter]) {
+        for p in parameters {
+            guard let average = averages[p.name], average.shape == p.variable.shape else { continue }
+            p.variable.value = average
+        }
+    }
+
     /// Restores averages (e.g. from a checkpoint) after `updates` updates.
     public func load(_ tensors: [String: Tensor], updates: Int) {
         averages = tensors

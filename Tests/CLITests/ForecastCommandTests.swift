@@ -72,6 +72,7 @@ import Testing
             (["forecast", "--data", directory + "/stamp.csv", "--horizon", "1", "--out", directory + "/o.csv"], "line 3 column 1"),
             (["backtest", "--data", directory + "/missing.csv", "--horizon", "1", "--windows", "1"], "cannot read"),
             (["forecast", "--data", directory + "/short.csv", "--horizon", "1", "--out", directory + "/o.csv", "--quantiles", "2"], "between 0 and 1"),
+            (["forecast", "--data", directory + "/short.csv", "--horizon", "1", "--out", directory + "/o.csv", "--average-decay", "1"], "--average-decay must be"),
         ]
         for (arguments, text) in cases {
             let result = try Tool.run(arguments)

@@ -1,6 +1,7 @@
 import Autoregressive
 import Forecasting
 import Foundation
+import NeuralNetworks
 import Testing
 import Tensors
 
@@ -124,6 +125,28 @@ func temporaryDirectory() -> String {
         let actual = Array(data.series[0].values[290..<295])
         let error = zip(median, actual).map { abs($0 - $1) / $1 }.max()!
         #expect(error < 0.03, "median \(median) vs \(actual)")
+    }
+
+    /// With averaging, the forecaster that training returns holds the averaged weights, the ones its
+    /// checkpoint keeps as `model.` (what `forecast --checkpoint` loads), not the raw weights.
+    @Test func averagedForecasterIsTheCheckpointedOne() throws {
+        var rows = ["timestamp,value"]
+        for t in 0..<120 { rows.append("\(t),\(50 + 10 * sin(Double(t) / 2) + Double(t % 7))") }
+        let data = try SeriesSet.read(temporaryFile("averaged.csv", rows.joined(separator: "\n")))
+        var settings = ForecastSettings(horizon: 4, season: 1)
+        settings.steps = 30
+        settings.ensemble = 1
+        settings.averageDecay = 0.9
+        let directory = temporaryDirectory()
+        let model = try Forecasting.train(data, settings: settings, runDirectory: directory, progress: ProgressDisplay(mode: .silent))
+        let checkpoint = try Checkpoint.read(from: directory + "/latest.safetensors")
+        var differsFromRaw = false
+        for p in model.members[0].parameters {
+            #expect(checkpoint.tensors["model." + p.name] == p.variable.value, "\(p.name)")
+            if checkpoint.tensors["raw." + p.name] != p.variable.value { differsFromRaw = true }
+        }
+        #expect(differsFromRaw)
+        #expect(try Forecasting.load(directory + "/latest.safetensors").parameters.map(\.variable.value) == model.members[0].parameters.map(\.variable.value))
     }
 
     /// On a noisy seasonal series, the 10–90% interval covers 70–90% of held-out points.

@@ -20,6 +20,8 @@ struct SeriesArguments: ParsableArguments {
     @Option(help: "Bin scaled values on [-R, R] (default: auto, the span of the scaled training values widened by half on each side).")
     var binRange: String = "auto"
     @Option(help: "Spread training targets over neighbouring bins (Gaussian standard deviation in bins; 0: none).") var smoothing: Double = 8
+    @Option(help: "Forecast with an exponential moving average of the weights with this decay, e.g. 0.99 (default: the weights).")
+    var averageDecay: Float?
 
     func load() throws -> (SeriesSet, ForecastSettings) {
         var frequency: Frequency? = nil
@@ -49,6 +51,8 @@ struct SeriesArguments: ParsableArguments {
         settings.muLawBinning = muLaw
         guard smoothing >= 0 else { throw UserError("--smoothing must not be negative") }
         settings.smoothingBins = smoothing
+        try checkAverageDecay(averageDecay, name: "--average-decay")
+        settings.averageDecay = averageDecay
         if binRange != "auto" {
             guard let r = Float(binRange), r > 0 else { throw UserError("--bin-range must be 'auto' or a positive number, e.g. 10") }
             settings.binRange = r

@@ -45,10 +45,10 @@ func merged<T: Codable>(_ defaults: T, with overrides: [String: Any], context: S
     }
 }
 
-/// A training section's `averageDecay` must lie in [0, 1).
-func checkAverageDecay(_ decay: Float?) throws {
+/// A training section's `averageDecay` (or the option `name`) must lie in [0, 1).
+func checkAverageDecay(_ decay: Float?, name: String = "averageDecay") throws {
     if let decay, !(decay >= 0 && decay < 1) {
-        throw UserError("averageDecay must be at least 0 and below 1 (e.g. 0.999), not \(decay)")
+        throw UserError("\(name) must be at least 0 and below 1 (e.g. 0.999), not \(decay)")
     }
 }
 
