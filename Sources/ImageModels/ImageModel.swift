@@ -36,6 +36,8 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
     public var bottleneck: Bool = false
     /// PixelRNN: LSTM state channels (the paper's h, against 2h = `filters` features); nil: `filters`.
     public var stateFilters: Int? = nil
+    /// PixelRNN: a learnable 1×1 skip connection from each layer's LSTM states to the head's input.
+    public var skipConnections: Bool = false
     /// Classes for class-conditional Gated PixelCNN (0: unconditional).
     public var conditionalClasses: Int = 0
     public var seed: UInt64 = 0
@@ -46,7 +48,7 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case kind, channels, height, width, levels, hiddenSizes, maskSets, orderAgnostic, directConnection, filters, blocks, firstKernel, blockKernel
-        case conditionalClasses, seed, stateFilters, bottleneck, dropout
+        case conditionalClasses, seed, stateFilters, bottleneck, dropout, skipConnections
     }
 
     /// Settings missing from a stored configuration (written before they existed) take their defaults.
@@ -66,6 +68,7 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
         stateFilters = try c.decodeIfPresent(Int.self, forKey: .stateFilters)
         bottleneck = try c.decodeIfPresent(Bool.self, forKey: .bottleneck) ?? bottleneck
         dropout = try c.decodeIfPresent(Float.self, forKey: .dropout) ?? dropout
+        skipConnections = try c.decodeIfPresent(Bool.self, forKey: .skipConnections) ?? skipConnections
         conditionalClasses = try c.decodeIfPresent(Int.self, forKey: .conditionalClasses) ?? conditionalClasses
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
     }
@@ -90,6 +93,9 @@ public struct ImageModelConfiguration: Codable, Sendable, Equatable {
             return "dropout is for made, pixelcnn, row-lstm and diagonal-bilstm only; drop it from the \(kind) configuration"
         }
         if kind == "gated-pixelcnn" && (blockKernel < 3 || firstKernel < 3) { return "Gated PixelCNN kernels must be at least 3" }
+        if skipConnections && !["row-lstm", "diagonal-bilstm"].contains(kind) {
+            return "skipConnections is for row-lstm and diagonal-bilstm only; drop it from the \(kind) configuration"
+        }
         if conditionalClasses < 0 { return "conditionalClasses must not be negative" }
         if ["row-lstm", "diagonal-bilstm"].contains(kind) && blocks < 1 { return "PixelRNN needs at least one LSTM layer (blocks)" }
         if ["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"].contains(kind) && (filters < channels || filters % channels != 0 || firstKernel % 2 == 0 || blockKernel % 2 == 0) {

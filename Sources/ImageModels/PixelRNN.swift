@@ -13,7 +13,8 @@
 // pullback, in DiagonalScan.swift).
 // States have `stateFilters` channels (the paper's h) and features `filters` (its 2h; by default
 // the two are equal). Optional dropout (`dropout`) on each layer's LSTM states before its residual
-// 1×1, in training only (the paper used none on MNIST). Deviations: no learned initial state; gate channel groups repeat the feature
+// 1×1, in training only (the paper used none on MNIST). Optional skip connections (`skipConnections`,
+// the paper's §3.3): each layer's states also reach the head through their own 1×1. Deviations: no learned initial state; gate channel groups repeat the feature
 // groups so that RGB masking holds inside the cell. Both sample row by row with the rows above
 // cached: one row's forward pass per value instead of the image's.
 
@@ -40,6 +41,9 @@ public class PixelRNNBase {
     public let residuals: [MaskedConv2D]
     public let head1: MaskedConv2D
     public let head2: MaskedConv2D
+    /// With `skipConnections`: per layer a 1×1 (type B) from its LSTM states to the features, summed
+    /// into the head's input (the paper's learnable skip connections); empty otherwise.
+    public let skips: [MaskedConv2D]
     /// Set by `prepareStep` when `dropout` > 0; the next forward pass that records gradients draws
     /// its dropout masks from it (and uses it up).
     var dropoutGenerator: RandomGenerator?
@@ -53,13 +57,27 @@ public class PixelRNNBase {
         }
         head1 = MaskedConv2D(inputs: f, outputs: f, kernelSize: 1, type: .b, groups: c, generator: &generator)
         head2 = MaskedConv2D(inputs: f, outputs: c * p, kernelSize: 1, type: .b, groups: c, generator: &generator)
+        skips = (0..<(configuration.skipConnections ? configuration.blocks : 0)).map { _ in
+            MaskedConv2D(inputs: configuration.lstmStates, outputs: f, kernelSize: 1, type: .b, groups: c, generator: &generator)
+        }
     }
 
     var baseParameters: [NamedParameter] {
         var list = prefixed("first", first.parameters)
         for (i, r) in residuals.enumerated() { list += prefixed("layer\(i).residual", r.parameters) }
+        for (i, s) in skips.enumerated() { list += prefixed("layer\(i).skip", s.parameters) }
         return list + prefixed("head1", head1.parameters) + prefixed("head2", head2.parameters)
     }
+
+    /// Layer `l`'s output from its input `h` and LSTM `states`: `h + residual(states)`; with skip
+    /// connections also adds the layer's skip term to `skip`.
+    func layerOutput(_ l: Int, _ h: Variable, states: Variable, skip: inout Variable?) -> Variable {
+        if !skips.isEmpty { let term = skips[l](states); skip = skip.map { $0 + term } ?? term }
+        return h + residuals[l](states)
+    }
+
+    /// ReLU – 1×1 – ReLU – 1×1 on the last layer's output plus the skip terms.
+    func head(_ h: Variable, skip: Variable?) -> Variable { head2(relu(head1(relu(skip.map { h + $0 } ?? h)))) }
 
     /// The LSTM part of layer `l` on features `[N, F, H, W]`, giving states `[N, h, H, W]`.
     func recurrent(_ layer: Int, _ x: Variable) -> Variable { fatalError("subclass") }
@@ -70,11 +88,12 @@ public class PixelRNNBase {
         var h = first(Variable(image))
         var dropping: RandomGenerator? = nil
         if c.dropout > 0, GradientMode.isEnabled { swap(&dropping, &dropoutGenerator) }
+        var skip: Variable? = nil
         for l in 0..<residuals.count {
             let states = recurrent(l, h)
-            h = h + residuals[l](dropping != nil ? dropout(states, rate: c.dropout, generator: &dropping!) : states)
+            h = layerOutput(l, h, states: dropping != nil ? dropout(states, rate: c.dropout, generator: &dropping!) : states, skip: &skip)
         }
-        return head2(relu(head1(relu(h))))
+        return head(h, skip: skip)
     }
 
     public func prepareStep(_ generator: inout RandomGenerator) {
@@ -139,14 +158,15 @@ extension RowLSTM {
             func row(_ x: Tensor, _ y: Int) -> (logits: Tensor, hidden: [Variable], cell: [Variable]) {
                 var h = firstLayerRow(model.first, x, row: y, configuration: model.configuration)
                 var hidden: [Variable] = [], cell: [Variable] = []
+                var skip: Variable? = nil
                 for l in 0..<layers {
                     var gates = model.inputToState[l](h)
                     if let term = stateTerms[l] { gates = gates + term }
                     let state = lstmCell(gates: gates, cell: cellAbove[l])
                     hidden.append(state.hidden); cell.append(state.cell)
-                    h = h + model.residuals[l](state.hidden)
+                    h = model.layerOutput(l, h, states: state.hidden, skip: &skip)
                 }
-                return (model.head2(relu(model.head1(relu(h)))).value, hidden, cell)
+                return (model.head(h, skip: skip).value, hidden, cell)
             }
             return sampleRowByRow(count: count, configuration: model.configuration, observation: observation,
                                   temperature: temperature, generator: &generator,
@@ -294,6 +314,7 @@ extension DiagonalBiLSTM {
                 let count = x.shape[0]
                 var h = firstLayerRow(model.first, x, row: y, configuration: model.configuration)
                 var left: [Variable] = [], right: [Variable] = []
+                var skip: Variable? = nil
                 for l in 0..<layers {
                     let gates = permute(reshape(model.inputToState[l](h), [count, 8 * f, width]), [2, 0, 1])  // [W, N, 8F]
                     let halves = split(gates, axis: 2, sizes: [4 * f, 4 * f])
@@ -304,9 +325,9 @@ extension DiagonalBiLSTM {
                     }
                     var out = leftToRight
                     if let shifted = aboveRight[l] { out = out + shifted }
-                    h = h + model.residuals[l](reshape(permute(out, [1, 2, 0]), [count, f, 1, width]))
+                    h = model.layerOutput(l, h, states: reshape(permute(out, [1, 2, 0]), [count, f, 1, width]), skip: &skip)
                 }
-                return (model.head2(relu(model.head1(relu(h)))).value, left, right)
+                return (model.head(h, skip: skip).value, left, right)
             }
             return sampleRowByRow(count: count, configuration: model.configuration, observation: observation,
                                   temperature: temperature, generator: &generator,

@@ -7,10 +7,13 @@ import Testing
 import Tensors
 import TestSupport
 
-func configuration(_ kind: String, channels: Int = 1, size: Int = 3, levels: Int = 2) -> ImageModelConfiguration {
-    // "pixelcnn-bottleneck": PixelCNN with the paper's residual blocks.
-    var c = ImageModelConfiguration(kind: kind == "pixelcnn-bottleneck" ? "pixelcnn" : kind, channels: channels, height: size, width: size, levels: levels)
-    c.bottleneck = kind == "pixelcnn-bottleneck"
+func configuration(_ name: String, channels: Int = 1, size: Int = 3, levels: Int = 2) -> ImageModelConfiguration {
+    // "pixelcnn-bottleneck": PixelCNN with the paper's residual blocks; "row-lstm-skips", "diagonal-bilstm-skips":
+    // PixelRNNs with skip connections.
+    let kind = name == "pixelcnn-bottleneck" ? "pixelcnn" : name.hasSuffix("-skips") ? String(name.dropLast(6)) : name
+    var c = ImageModelConfiguration(kind: kind, channels: channels, height: size, width: size, levels: levels)
+    c.bottleneck = name == "pixelcnn-bottleneck"
+    c.skipConnections = name.hasSuffix("-skips")
     c.hiddenSizes = kind == "made" ? [24, 24] : [16]
     c.maskSets = kind == "made" ? 3 : 1
     c.orderAgnostic = kind == "made"
@@ -46,6 +49,7 @@ func allBinaryImages(_ d: Int) -> Tensor {
         Case(kind: "gated-pixelcnn", channels: 1, levels: 2), Case(kind: "gated-pixelcnn", channels: 3, levels: 3),
         Case(kind: "row-lstm", channels: 1, levels: 2), Case(kind: "row-lstm", channels: 3, levels: 3),
         Case(kind: "diagonal-bilstm", channels: 1, levels: 2), Case(kind: "diagonal-bilstm", channels: 3, levels: 3),
+        Case(kind: "row-lstm-skips", channels: 3, levels: 3), Case(kind: "diagonal-bilstm-skips", channels: 3, levels: 3),
     ]
 
     /// No conditional sees its own dimension or a later one — every model, every mask set, 1 and 3 channels.
@@ -67,7 +71,8 @@ func allBinaryImages(_ d: Int) -> Tensor {
     }
 
     /// Σₓ p(x) = 1 over all 2⁹ binary 3×3 images.
-    @Test(arguments: ["fvsbn", "nade", "made", "pixelcnn", "pixelcnn-bottleneck", "gated-pixelcnn", "row-lstm", "diagonal-bilstm"])
+    @Test(arguments: ["fvsbn", "nade", "made", "pixelcnn", "pixelcnn-bottleneck", "gated-pixelcnn", "row-lstm", "diagonal-bilstm",
+                      "row-lstm-skips", "diagonal-bilstm-skips"])
     func normalised(kind: String) {
         var rng = RandomGenerator(seed: 2)
         let model = makeImageModel(configuration(kind), generator: &rng)
@@ -83,7 +88,8 @@ func allBinaryImages(_ d: Int) -> Tensor {
                       Case(kind: "pixelcnn-bottleneck", channels: 3, levels: 4), Case(kind: "gated-pixelcnn", channels: 1, levels: 2),
                       Case(kind: "gated-pixelcnn", channels: 3, levels: 3), Case(kind: "row-lstm", channels: 1, levels: 2),
                       Case(kind: "row-lstm", channels: 3, levels: 4), Case(kind: "diagonal-bilstm", channels: 1, levels: 2),
-                      Case(kind: "diagonal-bilstm", channels: 3, levels: 4)])
+                      Case(kind: "diagonal-bilstm", channels: 3, levels: 4), Case(kind: "row-lstm-skips", channels: 3, levels: 4),
+                      Case(kind: "diagonal-bilstm-skips", channels: 3, levels: 4)])
     func fastSamplersMatchTheGenericSampler(testCase: Case) {
         var rng = RandomGenerator(seed: 3)
         var config = configuration(testCase.kind, channels: testCase.channels, size: 4, levels: testCase.levels)
@@ -92,7 +98,7 @@ func allBinaryImages(_ d: Int) -> Tensor {
         let model = makeImageModel(config, generator: &rng)
         randomiseDirectPath(model, &rng)
         (model as? GatedPixelCNN)?.classes = [2]
-        if testCase.kind == "row-lstm" || testCase.kind == "diagonal-bilstm" {
+        if config.kind == "row-lstm" || config.kind == "diagonal-bilstm" {
             // Unit-variance weights: at the initial scale a wrong cached state moves the logits too
             // little to change a draw, and this test would not see it.
             for p in model.parameters { p.variable.value = Tensor(shape: p.variable.shape, scalars: (0..<p.variable.value.count).map { _ in rng.normal() }) }
@@ -134,6 +140,27 @@ func allBinaryImages(_ d: Int) -> Tensor {
         #expect(makeImageModel(configuration("made"), generator: &rng).configuration.dropout == 0)
         config.dropout = 1
         #expect(config.validationError() != nil)
+    }
+
+    /// Skip connections add one 1×1 per layer and nothing else: with them zeroed the model computes what
+    /// the same seed gives without them; with random weights they change the conditionals. Other models reject them.
+    @Test(arguments: ["row-lstm", "diagonal-bilstm"])
+    func skipConnectionsAddOnePathPerLayer(kind: String) {
+        var a = RandomGenerator(seed: 21), b = RandomGenerator(seed: 21)
+        let plain = makeImageModel(configuration(kind, channels: 3, levels: 3), generator: &a)
+        let skipping = makeImageModel(configuration(kind + "-skips", channels: 3, levels: 3), generator: &b)
+        let added = Set(skipping.parameters.map(\.name)).subtracting(plain.parameters.map(\.name))
+        #expect(added == ["layer0.skip.weight", "layer0.skip.bias", "layer1.skip.weight", "layer1.skip.bias"])
+        var rng = RandomGenerator(seed: 4)
+        let d = plain.dimensionCount
+        let x = Tensor(shape: [2, d], scalars: (0..<(2 * d)).map { _ in Float(rng.integer(below: 3)) })
+        let expected = plain.conditionalLogProbabilities(x).value
+        #expect(skipping.conditionalLogProbabilities(x).value.maxAbsoluteDifference(expected) > 1e-3)
+        for p in skipping.parameters where added.contains(p.name) { p.variable.value = Tensor.zeros(p.variable.shape) }
+        #expect(skipping.conditionalLogProbabilities(x).value.maxAbsoluteDifference(expected) < 1e-6)
+        var config = configuration("pixelcnn")
+        config.skipConnections = true
+        #expect(config.validationError()?.contains("skipConnections") == true)
     }
 
     /// Dropout (PixelCNN, PixelRNN): only in the one training pass after `prepareStep`, the same draws
