@@ -13,10 +13,10 @@
 // pullback, in DiagonalScan.swift).
 // States have `stateFilters` channels (the paper's h) and features `filters` (its 2h; by default
 // the two are equal). Optional dropout (`dropout`) on each layer's LSTM states before its residual
-// 1×1, in training only (the paper used none on MNIST). Optional skip connections (`skipConnections`,
-// the paper's §3.3): each layer's states also reach the head through their own 1×1. Deviations: no learned initial state; gate channel groups repeat the feature
-// groups so that RGB masking holds inside the cell. Both sample row by row with the rows above
-// cached: one row's forward pass per value instead of the image's.
+// 1×1, in training only. Optional skip connections (`skipConnections`, the paper's §3.3): each
+// layer's states also reach the head through their own 1×1. Deviations: no learned initial state;
+// gate channel groups repeat the feature groups so that RGB masking holds inside the cell. Both
+// sample row by row with the rows above cached: one row's forward pass per value instead of the image's.
 
 import Autodiff
 import Autoregressive
@@ -99,7 +99,6 @@ public class PixelRNNBase {
     public func prepareStep(_ generator: inout RandomGenerator) {
         if configuration.dropout > 0 { dropoutGenerator = generator.split() }
     }
-
 }
 
 /// Row LSTM (PixelRNN §3.1).
