@@ -113,6 +113,20 @@ public func reluDropout(_ x: Variable, rate: Float, generator: inout RandomGener
     return droppingOut(x, rate: rate, rectified: true, generator: &generator)
 }
 
+/// The draws for the next training pass's dropout: `arm(from:)` before a training step splits a
+/// generator from the step's; `take()` hands it to the next forward pass that records gradients and
+/// clears it, so evaluation and sampling never drop anything.
+public struct PendingDropout: Sendable {
+    private var generator: RandomGenerator?
+    public init() {}
+    public mutating func arm(from generator: inout RandomGenerator) { self.generator = generator.split() }
+    public mutating func take() -> RandomGenerator? {
+        guard GradientMode.isEnabled else { return nil }
+        defer { generator = nil }
+        return generator
+    }
+}
+
 /// `dropout` and `reluDropout`: one pass that writes the output and a byte per element saying
 /// whether its gradient passes (kept, and positive when `rectified`).
 private func droppingOut(_ x: Variable, rate: Float, rectified: Bool, generator: inout RandomGenerator) -> Variable {

@@ -50,9 +50,8 @@ public final class MaskedMLP: AutoregressiveModel {
     /// Dropout on the hidden units in training: the probability of zeroing one (survivors scaled by
     /// 1/(1 − p)); 0 turns it off.
     public var dropout: Float = 0
-    /// Set before a training step; the next forward pass that records gradients draws its dropout
-    /// masks from it and clears it, so evaluation and sampling never drop units.
-    public var dropoutGenerator: RandomGenerator?
+    /// Armed before a training step; the next forward pass that records gradients draws its dropout masks.
+    public var pendingDropout = PendingDropout()
 
     public init(_ configuration: MaskedMLPConfiguration, generator: inout RandomGenerator) {
         precondition(configuration.dimensions >= 1 && configuration.classes >= 2 && configuration.maskSets >= 1,
@@ -102,8 +101,7 @@ public final class MaskedMLP: AutoregressiveModel {
         let set = maskSet ?? activeMaskSet
         let input = configuration.inputScale == 1 ? x : x * configuration.inputScale
         var h = input
-        var dropping: RandomGenerator? = nil
-        if dropout > 0, GradientMode.isEnabled { swap(&dropping, &dropoutGenerator) }
+        var dropping = dropout > 0 ? pendingDropout.take() : nil
         for (l, layer) in layers.enumerated() {
             h = layer(h, maskSet: set)
             guard l < layers.count - 1 else { continue }

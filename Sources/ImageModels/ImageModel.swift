@@ -276,7 +276,7 @@ public final class MADE: ImageModel {
     }
     public func prepareStep(_ generator: inout RandomGenerator) {
         if network.maskSets.count > 1 { network.activeMaskSet = generator.integer(below: network.maskSets.count) }
-        if network.dropout > 0 { network.dropoutGenerator = generator.split() }
+        if network.dropout > 0 { network.pendingDropout.arm(from: &generator) }
     }
     public func evaluationLogProbability(_ x: Tensor) -> [Double] { network.ensembleLogProbability(x, maskSets: [0]) }
     /// The mask-ensemble log-likelihood over all k mask sets (log-mean-exp of the per-set likelihoods).

@@ -26,9 +26,8 @@ public final class PixelCNN: LogitMapImageModel {
     public let reductions: [MaskedConv2D], expansions: [MaskedConv2D]
     public let head1: MaskedConv2D
     public let head2: MaskedConv2D
-    /// Set by `prepareStep` when `dropout` > 0; the next forward pass that records gradients draws
-    /// its dropout masks from it (and uses it up).
-    var dropoutGenerator: RandomGenerator?
+    /// Armed by `prepareStep` when `dropout` > 0; the next forward pass that records gradients draws its masks.
+    var pendingDropout = PendingDropout()
 
     public init(_ configuration: ImageModelConfiguration, generator: inout RandomGenerator) {
         self.configuration = configuration
@@ -62,8 +61,7 @@ public final class PixelCNN: LogitMapImageModel {
         // From the first layer to the head the activations stay on one padded grid (no per-layer layout copies).
         let grid = ImageGrid(batch: x.shape[0], height: c.height, width: c.width, taps: blocks.first?.taps ?? head1.taps)
         var h = toGrid(first(Variable(image)), grid: grid)
-        var dropping: RandomGenerator? = nil
-        if c.dropout > 0, GradientMode.isEnabled { swap(&dropping, &dropoutGenerator) }
+        var dropping = c.dropout > 0 ? pendingDropout.take() : nil
         for (i, block) in blocks.enumerated() {
             // In training with dropout the masked convolution's input ReLU(·) is dropped out first
             // (unfused; the padding stays zero, so the grid layout holds).
@@ -85,7 +83,7 @@ public final class PixelCNN: LogitMapImageModel {
     public func makeIncrementalSampler() -> (any IncrementalSampler)? { CachedSampler(model: self) }
 
     public func prepareStep(_ generator: inout RandomGenerator) {
-        if configuration.dropout > 0 { dropoutGenerator = generator.split() }
+        if configuration.dropout > 0 { pendingDropout.arm(from: &generator) }
     }
 
     /// The masks of every layer, for `seriatim inspect`.

@@ -44,9 +44,8 @@ public class PixelRNNBase {
     /// With `skipConnections`: per layer a 1×1 (type B) from its LSTM states to the features, summed
     /// into the head's input (the paper's learnable skip connections); empty otherwise.
     public let skips: [MaskedConv2D]
-    /// Set by `prepareStep` when `dropout` > 0; the next forward pass that records gradients draws
-    /// its dropout masks from it (and uses it up).
-    var dropoutGenerator: RandomGenerator?
+    /// Armed by `prepareStep` when `dropout` > 0; the next forward pass that records gradients draws its masks.
+    var pendingDropout = PendingDropout()
 
     init(_ configuration: ImageModelConfiguration, generator: inout RandomGenerator) {
         self.configuration = configuration
@@ -86,8 +85,7 @@ public class PixelRNNBase {
         let c = configuration
         let image = Kernels.scale(x, by: 1 / Float(c.levels - 1)).reshaped([x.shape[0], c.channels, c.height, c.width])
         var h = first(Variable(image))
-        var dropping: RandomGenerator? = nil
-        if c.dropout > 0, GradientMode.isEnabled { swap(&dropping, &dropoutGenerator) }
+        var dropping = c.dropout > 0 ? pendingDropout.take() : nil
         var skip: Variable? = nil
         for l in 0..<residuals.count {
             let states = recurrent(l, h)
@@ -97,7 +95,7 @@ public class PixelRNNBase {
     }
 
     public func prepareStep(_ generator: inout RandomGenerator) {
-        if configuration.dropout > 0 { dropoutGenerator = generator.split() }
+        if configuration.dropout > 0 { pendingDropout.arm(from: &generator) }
     }
 }
 

@@ -66,10 +66,16 @@ public final class WeightAverage {
     /// Exchanges each parameter's value with its average, so that evaluation sees the averages;
     /// a second call restores the weights. Parameters not yet averaged are left alone.
     private func swap(into parameters: [NamedParameter]) {
-        for p in parameters {
-            guard let average = averages[p.name], average.shape == p.variable.shape else { continue }
+        forEachAveraged(parameters) { p, average in
             averages[p.name] = p.variable.value
             p.variable.value = average
+        }
+    }
+
+    /// `body(parameter, its average)` for each parameter with an average of its shape.
+    private func forEachAveraged(_ parameters: [NamedParameter], _ body: (NamedParameter, Tensor) -> Void) {
+        for p in parameters {
+            if let average = averages[p.name], average.shape == p.variable.shape { body(p, average) }
         }
     }
 
@@ -83,10 +89,7 @@ public final class WeightAverage {
     /// Writes the averages into the parameters for good (when training is over and only the averaged
     /// model is used). Parameters not yet averaged are left alone.
     public func assign(to parameters: [NamedParameter]) {
-        for p in parameters {
-            guard let average = averages[p.name], average.shape == p.variable.shape else { continue }
-            p.variable.value = average
-        }
+        forEachAveraged(parameters) { p, average in p.variable.value = average }
     }
 
     /// Restores averages (e.g. from a checkpoint) after `updates` updates.
