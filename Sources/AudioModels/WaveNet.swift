@@ -259,6 +259,7 @@ public final class WaveNetTask: TrainingTask {
     public var parameters: [NamedParameter] { model.parameters }
     public var dimensionsPerExample: Int { window }
     public var configurationJSON: String { canonicalJSON(model.configuration) }
+    public func acceptsCheckpointConfiguration(_ json: String) -> Bool { configuration(json, decodesTo: model.configuration) }
     public var checkpointMetadata: [String: String] { ["seriatim.model": "wavenet"] }
 
     /// Training "examples" are windows' worth of samples; an epoch is one pass over the samples.

@@ -210,3 +210,9 @@ public func canonicalJSON<T: Encodable>(_ value: T) -> String {
     encoder.outputFormatting = [.sortedKeys]
     return String(decoding: try! encoder.encode(value), as: UTF8.self)
 }
+
+/// Whether `json` decodes to `current`. A configuration written by an older version lacks the keys added
+/// since, which decode to defaults that keep the old behaviour, so its checkpoints still resume.
+public func configuration<C: Decodable & Equatable>(_ json: String, decodesTo current: C) -> Bool {
+    (try? JSONDecoder().decode(C.self, from: Data(json.utf8))) == current
+}

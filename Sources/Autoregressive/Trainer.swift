@@ -25,12 +25,16 @@ public protocol TrainingTask {
     func evaluate(_ batch: Batch) -> [Double]
     /// The model configuration stored in checkpoints, as JSON.
     var configurationJSON: String { get }
+    /// Whether a checkpoint whose configuration is `json` can resume this task.
+    func acceptsCheckpointConfiguration(_ json: String) -> Bool
     /// Further metadata for checkpoints (e.g. which model the file holds).
     var checkpointMetadata: [String: String] { get }
 }
 
 extension TrainingTask {
     public var checkpointMetadata: [String: String] { [:] }
+    /// By default the JSON must be the same string.
+    public func acceptsCheckpointConfiguration(_ json: String) -> Bool { json == configurationJSON }
 }
 
 /// How to train.
@@ -144,7 +148,7 @@ public final class Trainer<Task: TrainingTask> {
     /// Restores parameters, optimizer moments, trainer position and generator from `latest.safetensors`.
     public func resume() throws {
         let checkpoint = try Checkpoint.read(from: latestPath)
-        guard checkpoint.metadata["config"] == task.configurationJSON else {
+        guard let config = checkpoint.metadata["config"], task.acceptsCheckpointConfiguration(config) else {
             throw TrainingError.incompatibleCheckpoint(path: latestPath, reason: "it was written for a different model configuration")
         }
         guard let json = checkpoint.metadata["trainer"], let saved = try? JSONDecoder().decode(TrainerState.self, from: Data(json.utf8)) else {

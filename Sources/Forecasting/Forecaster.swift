@@ -211,6 +211,7 @@ public final class ForecastTask: TrainingTask {
     public var parameters: [NamedParameter] { model.parameters }
     public var dimensionsPerExample: Int { window }
     public var configurationJSON: String { canonicalJSON(model.configuration) }
+    public func acceptsCheckpointConfiguration(_ json: String) -> Bool { configuration(json, decodesTo: model.configuration) }
     public var checkpointMetadata: [String: String] { ["seriatim.model": "forecaster"] }
     public func exampleCount(_ split: DataSplit) -> Int { split == .train ? max(origins.count, batchSize) : 0 }
 

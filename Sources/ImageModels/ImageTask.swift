@@ -19,6 +19,7 @@ public struct ImageTask: TrainingTask {
     public var parameters: [NamedParameter] { model.parameters }
     public var dimensionsPerExample: Int { model.dimensionCount }
     public var configurationJSON: String { canonicalJSON(model.configuration) }
+    public func acceptsCheckpointConfiguration(_ json: String) -> Bool { configuration(json, decodesTo: model.configuration) }
     public var checkpointMetadata: [String: String] {
         ["seriatim.model": model.configuration.kind, "seriatim.data": dataset.name, "seriatim.protocol": dataset.protocolDescription]
     }

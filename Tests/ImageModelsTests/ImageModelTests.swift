@@ -230,6 +230,35 @@ func allBinaryImages(_ d: Int) -> Tensor {
         #expect(abs(nll - data.entropy!) < tolerance, "\(kind): \(nll) nats vs \(data.entropy!)")
     }
 
+    /// A checkpoint written before a configuration key existed (its JSON lacks the key) resumes, because the
+    /// key decodes to its default; a checkpoint of a different configuration is still refused.
+    @Test func checkpointsWithoutNewerKeysResume() throws {
+        let run = NSTemporaryDirectory() + "seriatim-older-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        let data = ImageDatasets.bars(size: 3, seed: 5)
+        func trainer(hiddenSizes: [Int] = [16]) throws -> Trainer<ImageTask> {
+            var rng = RandomGenerator(seed: 8)
+            var config = configuration("made")
+            config.hiddenSizes = hiddenSizes
+            var training = TrainerConfiguration()
+            training.batchSize = 16; training.steps = 6; training.evaluateEvery = 3
+            return try Trainer(task: ImageTask(model: makeImageModel(config, generator: &rng), dataset: data), optimizer: Adam(),
+                               configuration: training, runDirectory: run, progress: ProgressDisplay(mode: .silent))
+        }
+        try trainer().train(stopAfter: 3)
+        let path = run + "/latest.safetensors"
+        var checkpoint = try Checkpoint.read(from: path)
+        var keys = try JSONSerialization.jsonObject(with: Data(checkpoint.metadata["config"]!.utf8)) as! [String: Any]
+        for key in ["dropout", "skipConnections", "bottleneck"] { #expect(keys.removeValue(forKey: key) != nil, "\(key)") }
+        checkpoint.metadata["config"] = String(decoding: try JSONSerialization.data(withJSONObject: keys, options: .sortedKeys), as: UTF8.self)
+        try checkpoint.write(to: path)
+
+        let resumed = try trainer()
+        try resumed.resume()
+        #expect(resumed.state.step == 3)
+        #expect(throws: TrainingError.self) { try trainer(hiddenSizes: [17]).resume() }
+    }
+
     @Test func nadeRecurrenceGradients() {
         let x = Tensor(shape: [2, 4], scalars: [1, 0, 1, 1, 0, 1, 0.5, 1])
         var rng = RandomGenerator(seed: 6)
