@@ -216,7 +216,7 @@ public struct WaveBatch {
 }
 
 /// Maximum likelihood on random windows of receptive field + `window` samples from the training clips.
-public final class WaveNetTask: TrainingTask {
+public final class WaveNetTask: ConfiguredTrainingTask {
     public let model: WaveNet
     public let train: [CorpusClip]
     public let validation: [CorpusClip]
@@ -258,8 +258,7 @@ public final class WaveNetTask: TrainingTask {
 
     public var parameters: [NamedParameter] { model.parameters }
     public var dimensionsPerExample: Int { window }
-    public var configurationJSON: String { canonicalJSON(model.configuration) }
-    public func acceptsCheckpointConfiguration(_ json: String) -> Bool { configuration(json, decodesTo: model.configuration) }
+    public var modelConfiguration: WaveNetConfiguration { model.configuration }
     public var checkpointMetadata: [String: String] { ["seriatim.model": "wavenet"] }
 
     /// Training "examples" are windows' worth of samples; an epoch is one pass over the samples.

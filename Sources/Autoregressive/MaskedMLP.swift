@@ -203,16 +203,3 @@ public struct DensityEstimationTask<Model: AutoregressiveModel>: TrainingTask {
         return model.logProbability(batch).scalars.map { -Double($0) }
     }
 }
-
-/// JSON with sorted keys, so that equal configurations give equal strings (checkpoints compare them).
-public func canonicalJSON<T: Encodable>(_ value: T) -> String {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
-    return String(decoding: try! encoder.encode(value), as: UTF8.self)
-}
-
-/// Whether `json` decodes to `current`. A configuration written by an older version lacks the keys added
-/// since, which decode to defaults that keep the old behaviour, so its checkpoints still resume.
-public func configuration<C: Decodable & Equatable>(_ json: String, decodesTo current: C) -> Bool {
-    (try? JSONDecoder().decode(C.self, from: Data(json.utf8))) == current
-}

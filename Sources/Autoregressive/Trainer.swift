@@ -37,6 +37,28 @@ extension TrainingTask {
     public func acceptsCheckpointConfiguration(_ json: String) -> Bool { json == configurationJSON }
 }
 
+/// A task whose model configuration is a `Codable` value: checkpoints store it as canonical JSON, and a
+/// checkpoint resumes when its JSON decodes to the same value. A configuration written by an older version
+/// lacks the keys added since, which decode to defaults that keep the old behaviour, so its runs still resume.
+public protocol ConfiguredTrainingTask: TrainingTask {
+    associatedtype ModelConfiguration: Codable & Equatable
+    var modelConfiguration: ModelConfiguration { get }
+}
+
+extension ConfiguredTrainingTask {
+    public var configurationJSON: String { canonicalJSON(modelConfiguration) }
+    public func acceptsCheckpointConfiguration(_ json: String) -> Bool {
+        (try? JSONDecoder().decode(ModelConfiguration.self, from: Data(json.utf8))) == modelConfiguration
+    }
+}
+
+/// JSON with sorted keys, so that equal configurations give equal strings.
+public func canonicalJSON<T: Encodable>(_ value: T) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return String(decoding: try! encoder.encode(value), as: UTF8.self)
+}
+
 /// How to train.
 public struct TrainerConfiguration: Sendable, Codable, Equatable {
     public var batchSize = 32

@@ -168,7 +168,7 @@ public final class Forecaster: ParameterContainer {
 /// (its mean absolute value is the window's scale), and the `window` steps from the origin as targets
 /// (teacher-forced; missing targets do not count). Every origin of every series is an example, so each
 /// value is seen under several scales.
-public final class ForecastTask: TrainingTask {
+public final class ForecastTask: ConfiguredTrainingTask {
     public let model: Forecaster
     public let data: SeriesSet
     public let window: Int
@@ -210,8 +210,7 @@ public final class ForecastTask: TrainingTask {
 
     public var parameters: [NamedParameter] { model.parameters }
     public var dimensionsPerExample: Int { window }
-    public var configurationJSON: String { canonicalJSON(model.configuration) }
-    public func acceptsCheckpointConfiguration(_ json: String) -> Bool { configuration(json, decodesTo: model.configuration) }
+    public var modelConfiguration: ForecasterConfiguration { model.configuration }
     public var checkpointMetadata: [String: String] { ["seriatim.model": "forecaster"] }
     public func exampleCount(_ split: DataSplit) -> Int { split == .train ? max(origins.count, batchSize) : 0 }
 

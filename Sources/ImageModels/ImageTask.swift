@@ -7,7 +7,7 @@ import Tensors
 /// Maximum likelihood for an image model on an `ImageDataset`. With dynamic binarisation, training
 /// images are drawn afresh from their intensities each time they are used (from the trainer's
 /// generator, so resuming stays exact); evaluation always uses the static draw.
-public struct ImageTask: TrainingTask {
+public struct ImageTask: ConfiguredTrainingTask {
     public let model: any ImageModel
     public let dataset: ImageDataset
 
@@ -18,8 +18,7 @@ public struct ImageTask: TrainingTask {
 
     public var parameters: [NamedParameter] { model.parameters }
     public var dimensionsPerExample: Int { model.dimensionCount }
-    public var configurationJSON: String { canonicalJSON(model.configuration) }
-    public func acceptsCheckpointConfiguration(_ json: String) -> Bool { configuration(json, decodesTo: model.configuration) }
+    public var modelConfiguration: ImageModelConfiguration { model.configuration }
     public var checkpointMetadata: [String: String] {
         ["seriatim.model": model.configuration.kind, "seriatim.data": dataset.name, "seriatim.protocol": dataset.protocolDescription]
     }
