@@ -198,6 +198,63 @@ public final class RMSProp: Optimizer {
     }
 }
 
+/// Adagrad (Duchi, Hazan & Singer 2011): divides by the root of the summed squared gradients,
+/// `w ← w − lr·g/√(Σg² + ε)` (ε inside the root, as in the MADE authors' code), so every weight's step
+/// shrinks as its gradients accumulate.
+public final class Adagrad: Optimizer {
+    public var learningRate: Float
+    public let epsilon: Float
+    public private(set) var stepCount = 0
+    private var slots: [String: [Tensor]] = [:]
+
+    public init(learningRate: Float = 1e-2, epsilon: Float = 1e-6) {
+        self.learningRate = learningRate; self.epsilon = epsilon
+    }
+
+    public func update(_ parameters: [NamedParameter]) {
+        stepCount += 1
+        let (lr, eps) = (learningRate, epsilon)
+        forEachParameter(parameters, slots: &slots, slotCount: 1) { w, g, state, n in
+            let sum = state[0]
+            Parallel.forChunks(n, grain: 1 << 15) { range in
+                var i = range.lowerBound
+                let width = Vector.scalarCount
+                while i + width <= range.upperBound {
+                    let gi = Vector.load(g + i)
+                    let si = Vector.load(sum + i) + gi * gi
+                    (Vector.load(w + i) - lr * gi / VectorMath.squareRoot(si + eps)).store(w + i)
+                    si.store(sum + i)
+                    i += width
+                }
+                while i < range.upperBound {
+                    sum[i] += g[i] * g[i]
+                    w[i] -= lr * g[i] / (sum[i] + eps).squareRoot()
+                    i += 1
+                }
+            }
+        }
+    }
+
+    public func stateTensors() -> [String: Tensor] { flatten(slots, names: ["adagrad_sum"]) }
+    public func loadState(_ tensors: [String: Tensor], stepCount: Int) {
+        slots = unflatten(tensors, names: ["adagrad_sum"]); self.stepCount = stepCount
+    }
+}
+
+/// The optimizers a run configuration can name.
+public enum OptimizerKind: String, CaseIterable, Sendable {
+    case adam, rmsprop, adagrad
+
+    /// A fresh optimizer of this kind with its default constants; `weightDecay` (L2) is Adam's only.
+    public func make(learningRate: Float, weightDecay: Float = 0) -> any Optimizer {
+        switch self {
+        case .adam: Adam(learningRate: learningRate, weightDecay: weightDecay)
+        case .rmsprop: RMSProp(learningRate: learningRate)
+        case .adagrad: Adagrad(learningRate: learningRate)
+        }
+    }
+}
+
 /// Scales all gradients so that their joint L2 norm is at most `maxNorm`; returns the norm before clipping.
 @discardableResult
 public func clipGradientNorm(_ parameters: [NamedParameter], maxNorm: Float) -> Float {

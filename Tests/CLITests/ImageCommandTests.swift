@@ -101,6 +101,38 @@ import Tensors
         #expect(bad.status == 1 && bad.error.contains("averageDecay") && bad.error.split(separator: "\n").count == 1, "\(bad.error)")
     }
 
+    /// `"optimizer"` and `"schedule"` in the training section: Adagrad at a constant rate trains, keeps its
+    /// accumulators in the checkpoint and resumes exactly (20 + 10 steps equal 30 straight); bad names are one-line errors.
+    @Test func optimizerAndScheduleFromConfig() throws {
+        let directory = temporaryDirectory("optimizer")
+        let config = directory + "/adagrad.json"
+        try #"{"training": {"optimizer": "adagrad", "schedule": "constant", "learningRate": 0.05, "evaluateEvery": 10}}"#
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        func testNats(_ result: Tool.Result) throws -> Double {
+            #expect(result.status == 0, "\(result.error)")
+            return (try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as! [String: Any])["test_nats"] as! Double
+        }
+        let straight = try testNats(Tool.run(["train", "made", "--data", "bars:3", "--out", directory + "/straight", "--config", config,
+                                              "--steps", "30", "--json"]))
+        let run = directory + "/run"
+        _ = try testNats(Tool.run(["train", "made", "--data", "bars:3", "--out", run, "--config", config, "--steps", "20", "--json"]))
+        #expect(try safetensorsHeader(run + "/latest.safetensors").contains("adagrad_sum."))
+        let resumed = try testNats(Tool.run(["train", "made", "--out", run, "--resume", "--steps", "30", "--json"]))
+        #expect(resumed == straight, "resumed \(resumed), straight \(straight)")
+        let rates = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").compactMap { line in
+            (try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["learning_rate"] as? Double
+        }
+        #expect(!rates.isEmpty && rates.allSatisfy { abs($0 - 0.05) < 1e-7 }, "\(rates)")
+        let cases = [(#"{"training": {"optimizer": "lbfgs"}}"#, "unknown optimizer"),
+                     (#"{"training": {"optimizer": "rmsprop", "weightDecay": 0.001}}"#, "weightDecay"),
+                     (#"{"training": {"schedule": "linear"}}"#, "unknown schedule")]
+        for (index, (text, message)) in cases.enumerated() {
+            try text.write(toFile: directory + "/bad\(index).json", atomically: true, encoding: .utf8)
+            let bad = try Tool.run(["train", "made", "--data", "bars:3", "--out", directory + "/bad\(index)", "--config", directory + "/bad\(index).json"])
+            #expect(bad.status == 1 && bad.error.contains(message) && bad.error.split(separator: "\n").count == 1, "\(bad.error)")
+        }
+    }
+
     /// The MADE benchmark with other hidden sizes and order-agnostic mask sets runs and reports a rate.
     @Test func madeBenchmarkOptions() throws {
         let result = try Tool.run(["bench", "made", "--hidden", "16,16", "--mask-sets", "3", "--steps", "2", "--json"])

@@ -78,6 +78,35 @@ import Tensors
         #expect(abs(w.value.scalar - expected) < 1e-6)
     }
 
+    /// Adagrad's vectorised body and scalar tail (37 elements) against its formula in double precision
+    /// over three steps: Σg² accumulates and each step is lr·g/√(Σg² + ε).
+    @Test func adagradMatchesItsFormula() {
+        let n = 37
+        var rng = RandomGenerator(seed: 4)
+        let start = (0..<n).map { _ in Float(rng.normal()) }
+        let w = parameter(Tensor(shape: [n], scalars: start))
+        let adagrad = Adagrad(learningRate: 0.1)
+        var (x, sum) = (start.map(Double.init), [Double](repeating: 0, count: n))
+        for _ in 1...3 {
+            let g = (0..<n).map { _ in Float(rng.normal()) }
+            w.gradient = Tensor(shape: [n], scalars: g)
+            adagrad.update([NamedParameter("w", w)])
+            for i in 0..<n {
+                sum[i] += Double(g[i]) * Double(g[i])
+                x[i] -= 0.1 * Double(g[i]) / (sum[i] + 1e-6).squareRoot()
+            }
+        }
+        let worst = zip(w.value.scalars, x).map { abs(Double($0) - $1) }.max()!
+        #expect(worst < 1e-5, "largest difference \(worst)")
+        // The first step of every weight is lr·sign(g) (up to ε): w = 1, g = 2 gives 0.9.
+        let v = parameter(Tensor(shape: [1], scalars: [1]))
+        let fresh = Adagrad(learningRate: 0.1)
+        v.gradient = Tensor(shape: [1], scalars: [2])
+        fresh.update([NamedParameter("v", v)])
+        #expect(abs(v.value.scalar - 0.9) < 1e-6)
+        #expect(adagrad.stepCount == 3 && adagrad.stateTensors().keys.sorted() == ["adagrad_sum.w"])
+    }
+
     @Test func clippingScalesToTheMaximumNorm() {
         let a = parameter(.zeros([2])), b = parameter(.zeros([1]))
         a.gradient = Tensor(shape: [2], scalars: [3, 0])

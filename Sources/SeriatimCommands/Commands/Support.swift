@@ -1,4 +1,5 @@
 import Foundation
+import NeuralNetworks
 import Synchronization
 
 /// Ctrl-C during training: the first press asks the trainer to stop after the current step and
@@ -52,9 +53,29 @@ func checkAverageDecay(_ decay: Float?, name: String = "averageDecay") throws {
     }
 }
 
+/// The optimizer a training section names (nil: Adam); weight decay is Adam's only.
+func makeOptimizer(_ name: String?, learningRate: Float, weightDecay: Float) throws -> any Optimizer {
+    let choices = OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")
+    guard let kind = OptimizerKind(rawValue: name ?? OptimizerKind.adam.rawValue) else {
+        throw UserError("unknown optimizer '\(name ?? "")'; use one of \(choices)")
+    }
+    if weightDecay != 0 && kind != .adam { throw UserError("weightDecay works with the adam optimizer only; drop it or use \"optimizer\": \"adam\"") }
+    return kind.make(learningRate: learningRate, weightDecay: weightDecay)
+}
+
+/// The learning-rate schedule a training section names: "cosine" (nil) decays to a twentieth of the rate
+/// by the last step, "constant" keeps it.
+func learningRateSchedule(_ name: String?, base: Float, steps: Int) throws -> LearningRateSchedule {
+    switch name ?? "cosine" {
+    case "cosine": LearningRateSchedule(base: base, decay: .cosine(totalSteps: steps, minimum: base / 20))
+    case "constant": LearningRateSchedule(base: base)
+    case let other: throw UserError("unknown schedule '\(other)'; use cosine or constant")
+    }
+}
+
 /// Keys of optional settings that a default encoding leaves out.
 private func optionalKeys(_ type: Any.Type) -> Set<String> {
-    ["localFeatures", "featureFiles", "speakerPattern", "manifest", "patience", "clipNorm", "validationLimit", "stateFilters", "averageDecay"]
+    ["localFeatures", "featureFiles", "speakerPattern", "manifest", "patience", "clipNorm", "validationLimit", "stateFilters", "averageDecay", "optimizer", "schedule"]
 }
 
 /// A progress line for loops outside the trainer (generation).

@@ -13,6 +13,10 @@ struct ImageTrainingOptions: Codable, Equatable {
     var learningRate: Float = 1e-3
     /// L2 weight decay added to the gradient by Adam (0: none).
     var weightDecay: Float = 0
+    /// "adam" (nil: the default), "rmsprop" or "adagrad".
+    var optimizer: String? = nil
+    /// "cosine" (nil: the default, down to a twentieth of the rate at the last step) or "constant".
+    var schedule: String? = nil
     var evaluateEvery = 250
     var patience: Int? = nil
     var clipNorm: Float? = nil
@@ -128,6 +132,8 @@ func trainImageModel(kind: String, arguments a: ImageTrainingArguments) throws {
         throw UserError("batchSize, steps and evaluateEvery must be at least 1")
     }
     try checkAverageDecay(run.training.averageDecay)
+    let optimizer = try makeOptimizer(run.training.optimizer, learningRate: run.training.learningRate, weightDecay: run.training.weightDecay)
+    let schedule = try learningRateSchedule(run.training.schedule, base: run.training.learningRate, steps: run.training.steps)
     try FileManager.default.createDirectory(atPath: a.out, withIntermediateDirectories: true)
     try JSONEncoder.pretty.encode(run).write(to: URL(fileURLWithPath: runFile))
 
@@ -143,14 +149,12 @@ func trainImageModel(kind: String, arguments a: ImageTrainingArguments) throws {
     trainer.evaluateEvery = run.training.evaluateEvery
     trainer.patience = run.training.patience
     trainer.seed = run.seed
-    trainer.schedule = LearningRateSchedule(base: run.training.learningRate, warmupSteps: 0,
-                                            decay: .cosine(totalSteps: run.training.steps, minimum: run.training.learningRate / 20))
+    trainer.schedule = schedule
     trainer.clipNorm = run.training.clipNorm
     trainer.validationLimit = run.training.validationLimit
     trainer.averageDecay = run.training.averageDecay
     trainer.logEvery = max(1, run.training.evaluateEvery / 5)
-    let training = try Trainer(task: task, optimizer: Adam(learningRate: run.training.learningRate, weightDecay: run.training.weightDecay),
-                               configuration: trainer, runDirectory: a.out)
+    let training = try Trainer(task: task, optimizer: optimizer, configuration: trainer, runDirectory: a.out)
     if a.resume { try training.resume() }
     Interruption.install()
     training.shouldStop = { Interruption.isRequested }
