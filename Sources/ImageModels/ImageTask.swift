@@ -10,6 +10,9 @@ import Tensors
 public struct ImageTask: ConfiguredTrainingTask {
     public let model: any ImageModel
     public let dataset: ImageDataset
+    /// Score validation and test with MADE's k-mask ensemble instead of mask set 0, so that the best
+    /// checkpoint is the best ensemble (the MADE authors' early stopping).
+    public var ensembleEvaluation = false
 
     public init(model: any ImageModel, dataset: ImageDataset) {
         self.model = model
@@ -61,6 +64,7 @@ public struct ImageTask: ConfiguredTrainingTask {
 
     public func evaluate(_ batch: Batch) -> [Double] {
         (model as? GatedPixelCNN)?.classes = batch.labels
+        if ensembleEvaluation, let made = model as? MADE { return made.ensembleLogProbability(batch.images).map { -$0 } }
         return model.evaluationLogProbability(batch.images).map { -$0 }
     }
 }

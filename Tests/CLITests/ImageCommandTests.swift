@@ -133,6 +133,25 @@ import Tensors
         }
     }
 
+    /// `"validateEnsemble"`: a 3-mask MADE run validates, keeps its best checkpoint and reports its test score
+    /// with the mask ensemble, so the summary equals `evaluate`'s ensemble number, not its one-mask number.
+    @Test func ensembleValidationFromConfig() throws {
+        let directory = temporaryDirectory("ensemble-validation")
+        try #"{"model": {"maskSets": 3}, "training": {"validateEnsemble": true, "evaluateEvery": 10}}"#
+            .write(toFile: directory + "/e.json", atomically: true, encoding: .utf8)
+        let run = directory + "/run"
+        let trained = try Tool.run(["train", "made", "--data", "bars:3", "--out", run, "--config", directory + "/e.json", "--steps", "30", "--json"])
+        #expect(trained.status == 0, "\(trained.error)")
+        let summary = try JSONSerialization.jsonObject(with: Data(trained.output.utf8)) as! [String: Any]
+        let evaluated = try Tool.run(["evaluate", "--checkpoint", run, "--json"])
+        let result = try JSONSerialization.jsonObject(with: Data(evaluated.output.utf8)) as! [String: Any]
+        let (test, ensemble, one) = (summary["test_nats"] as! Double, result["ensemble_nll_nats"] as! Double, result["nll_nats"] as! Double)
+        #expect(abs(test - ensemble) < 1e-6 && abs(ensemble - one) > 1e-3, "summary \(test), ensemble \(ensemble), one mask \(one)")
+        try #"{"training": {"validateEnsemble": true}}"#.write(toFile: directory + "/bad.json", atomically: true, encoding: .utf8)
+        let bad = try Tool.run(["train", "made", "--data", "bars:3", "--out", directory + "/bad", "--config", directory + "/bad.json"])
+        #expect(bad.status == 1 && bad.error.contains("maskSets") && bad.error.split(separator: "\n").count == 1, "\(bad.error)")
+    }
+
     /// The MADE benchmark with other hidden sizes and order-agnostic mask sets runs and reports a rate.
     @Test func madeBenchmarkOptions() throws {
         let result = try Tool.run(["bench", "made", "--hidden", "16,16", "--mask-sets", "3", "--steps", "2", "--json"])

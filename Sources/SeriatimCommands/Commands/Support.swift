@@ -75,7 +75,7 @@ func learningRateSchedule(_ name: String?, base: Float, steps: Int) throws -> Le
 
 /// Keys of optional settings that a default encoding leaves out.
 private func optionalKeys(_ type: Any.Type) -> Set<String> {
-    ["localFeatures", "featureFiles", "speakerPattern", "manifest", "patience", "clipNorm", "validationLimit", "stateFilters", "averageDecay", "optimizer", "schedule"]
+    ["localFeatures", "featureFiles", "speakerPattern", "manifest", "patience", "clipNorm", "validationLimit", "stateFilters", "averageDecay", "optimizer", "schedule", "validateEnsemble"]
 }
 
 /// A progress line for loops outside the trainer (generation).

@@ -17,6 +17,9 @@ struct ImageTrainingOptions: Codable, Equatable {
     var optimizer: String? = nil
     /// "cosine" (nil: the default, down to a twentieth of the rate at the last step) or "constant".
     var schedule: String? = nil
+    /// MADE with several mask sets: validation, the best checkpoint and the final test score use the
+    /// k-mask ensemble instead of mask set 0 (nil: false).
+    var validateEnsemble: Bool? = nil
     var evaluateEvery = 250
     var patience: Int? = nil
     var clipNorm: Float? = nil
@@ -134,12 +137,16 @@ func trainImageModel(kind: String, arguments a: ImageTrainingArguments) throws {
     try checkAverageDecay(run.training.averageDecay)
     let optimizer = try makeOptimizer(run.training.optimizer, learningRate: run.training.learningRate, weightDecay: run.training.weightDecay)
     let schedule = try learningRateSchedule(run.training.schedule, base: run.training.learningRate, steps: run.training.steps)
+    if run.training.validateEnsemble == true && (kind != "made" || run.model.maskSets < 2) {
+        throw UserError("validateEnsemble needs made with maskSets of 2 or more; drop it or set \"maskSets\"")
+    }
     try FileManager.default.createDirectory(atPath: a.out, withIntermediateDirectories: true)
     try JSONEncoder.pretty.encode(run).write(to: URL(fileURLWithPath: runFile))
 
     var generator = RandomGenerator(seed: run.seed)
     let model = makeImageModel(run.model, generator: &generator)
-    let task = ImageTask(model: model, dataset: dataset)
+    var task = ImageTask(model: model, dataset: dataset)
+    task.ensembleEvaluation = run.training.validateEnsemble ?? false
     warn("data: \(dataset.name), \(dataset.train.count)/\(dataset.validation.count)/\(dataset.test.count) train/validation/test images of \(dataset.channels)×\(dataset.height)×\(dataset.width), \(dataset.protocolDescription)")
     warn("model: \(kind), \(model.parameterCount) parameters")
 
