@@ -179,14 +179,25 @@ public final class RMSProp: Optimizer {
         let (lr, rho, eps, mu) = (learningRate, decay, epsilon, momentum)
         forEachParameter(parameters, slots: &slots, slotCount: 2) { w, g, state, n in
             let square = state[0], buffer = state[1]
-            for i in 0..<n {
-                square[i] = rho * square[i] + (1 - rho) * g[i] * g[i]
-                let step = g[i] / (square[i].squareRoot() + eps)
-                if mu != 0 {
-                    buffer[i] = mu * buffer[i] + step
-                    w[i] -= lr * buffer[i]
-                } else {
+            // Vectorised and split over the cores like Adam's, for runs that choose it on large models.
+            Parallel.forChunks(n, grain: 1 << 15) { range in
+                var i = range.lowerBound
+                let width = Vector.scalarCount
+                while i + width <= range.upperBound {
+                    let gi = Vector.load(g + i)
+                    let si = rho * Vector.load(square + i) + (1 - rho) * gi * gi
+                    var step = gi / (VectorMath.squareRoot(si) + eps)
+                    if mu != 0 { step = mu * Vector.load(buffer + i) + step; step.store(buffer + i) }
+                    (Vector.load(w + i) - lr * step).store(w + i)
+                    si.store(square + i)
+                    i += width
+                }
+                while i < range.upperBound {
+                    square[i] = rho * square[i] + (1 - rho) * g[i] * g[i]
+                    var step = g[i] / (square[i].squareRoot() + eps)
+                    if mu != 0 { buffer[i] = mu * buffer[i] + step; step = buffer[i] }
                     w[i] -= lr * step
+                    i += 1
                 }
             }
         }

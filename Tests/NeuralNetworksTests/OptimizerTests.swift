@@ -107,6 +107,31 @@ import Tensors
         #expect(adagrad.stepCount == 3 && adagrad.stateTensors().keys.sorted() == ["adagrad_sum.w"])
     }
 
+    /// RMSProp's vectorised body and scalar tail (37 elements) against its formula in double precision over
+    /// three steps, with and without momentum.
+    @Test(arguments: [Float(0), 0.9])
+    func rmsPropVectorPathMatchesTheFormula(momentum: Float) {
+        let n = 37
+        var rng = RandomGenerator(seed: 6)
+        let start = (0..<n).map { _ in Float(rng.normal()) }
+        let w = parameter(Tensor(shape: [n], scalars: start))
+        let rms = RMSProp(learningRate: 0.01, decay: 0.9, epsilon: 1e-8, momentum: momentum)
+        var (x, square, buffer) = (start.map(Double.init), [Double](repeating: 0, count: n), [Double](repeating: 0, count: n))
+        for _ in 1...3 {
+            let g = (0..<n).map { _ in Float(rng.normal()) }
+            w.gradient = Tensor(shape: [n], scalars: g)
+            rms.update([NamedParameter("w", w)])
+            for i in 0..<n {
+                square[i] = 0.9 * square[i] + 0.1 * Double(g[i]) * Double(g[i])
+                var step = Double(g[i]) / (square[i].squareRoot() + 1e-8)
+                if momentum != 0 { buffer[i] = Double(momentum) * buffer[i] + step; step = buffer[i] }
+                x[i] -= 0.01 * step
+            }
+        }
+        let worst = zip(w.value.scalars, x).map { abs(Double($0) - $1) }.max()!
+        #expect(worst < 1e-5, "largest difference \(worst)")
+    }
+
     @Test func clippingScalesToTheMaximumNorm() {
         let a = parameter(.zeros([2])), b = parameter(.zeros([1]))
         a.gradient = Tensor(shape: [2], scalars: [3, 0])
