@@ -23,16 +23,9 @@ import Tensors
     /// formula in double precision over three steps, with and without L2 weight decay.
     @Test(arguments: [Float(0), 0.01])
     func adamVectorPathMatchesTheFormula(weightDecay: Float) {
-        let n = 37
-        var rng = RandomGenerator(seed: 3)
-        let start = (0..<n).map { _ in Float(rng.normal()) }
-        let w = parameter(Tensor(shape: [n], scalars: start))
-        let adam = Adam(learningRate: 0.05, weightDecay: weightDecay)
-        var (x, m, v) = (start.map(Double.init), [Double](repeating: 0, count: n), [Double](repeating: 0, count: n))
-        for step in 1...3 {
-            let g = (0..<n).map { _ in Float(rng.normal()) }
-            w.gradient = Tensor(shape: [n], scalars: g)
-            adam.update([NamedParameter("w", w)])
+        let n = formulaWeights
+        var (m, v) = ([Double](repeating: 0, count: n), [Double](repeating: 0, count: n))
+        let worst = largestDifferenceFromFormula(Adam(learningRate: 0.05, weightDecay: weightDecay), seed: 3) { x, g, step in
             for i in 0..<n {
                 let gi = Double(g[i]) + Double(weightDecay) * x[i]
                 m[i] = 0.9 * m[i] + 0.1 * gi
@@ -41,7 +34,6 @@ import Tensors
                 x[i] -= 0.05 * mHat / (vHat.squareRoot() + 1e-8)
             }
         }
-        let worst = zip(w.value.scalars, x).map { abs(Double($0) - $1) }.max()!
         #expect(worst < 1e-5, "largest difference \(worst)")
     }
 
@@ -81,22 +73,15 @@ import Tensors
     /// Adagrad's vectorised body and scalar tail (37 elements) against its formula in double precision
     /// over three steps: Σg² accumulates and each step is lr·g/√(Σg² + ε).
     @Test func adagradMatchesItsFormula() {
-        let n = 37
-        var rng = RandomGenerator(seed: 4)
-        let start = (0..<n).map { _ in Float(rng.normal()) }
-        let w = parameter(Tensor(shape: [n], scalars: start))
+        let n = formulaWeights
+        var sum = [Double](repeating: 0, count: n)
         let adagrad = Adagrad(learningRate: 0.1)
-        var (x, sum) = (start.map(Double.init), [Double](repeating: 0, count: n))
-        for _ in 1...3 {
-            let g = (0..<n).map { _ in Float(rng.normal()) }
-            w.gradient = Tensor(shape: [n], scalars: g)
-            adagrad.update([NamedParameter("w", w)])
+        let worst = largestDifferenceFromFormula(adagrad, seed: 4) { x, g, _ in
             for i in 0..<n {
                 sum[i] += Double(g[i]) * Double(g[i])
                 x[i] -= 0.1 * Double(g[i]) / (sum[i] + 1e-6).squareRoot()
             }
         }
-        let worst = zip(w.value.scalars, x).map { abs(Double($0) - $1) }.max()!
         #expect(worst < 1e-5, "largest difference \(worst)")
         // The first step of every weight is lr·sign(g) (up to ε): w = 1, g = 2 gives 0.9.
         let v = parameter(Tensor(shape: [1], scalars: [1]))
@@ -111,16 +96,10 @@ import Tensors
     /// three steps, with and without momentum.
     @Test(arguments: [Float(0), 0.9])
     func rmsPropVectorPathMatchesTheFormula(momentum: Float) {
-        let n = 37
-        var rng = RandomGenerator(seed: 6)
-        let start = (0..<n).map { _ in Float(rng.normal()) }
-        let w = parameter(Tensor(shape: [n], scalars: start))
+        let n = formulaWeights
+        var (square, buffer) = ([Double](repeating: 0, count: n), [Double](repeating: 0, count: n))
         let rms = RMSProp(learningRate: 0.01, decay: 0.9, epsilon: 1e-8, momentum: momentum)
-        var (x, square, buffer) = (start.map(Double.init), [Double](repeating: 0, count: n), [Double](repeating: 0, count: n))
-        for _ in 1...3 {
-            let g = (0..<n).map { _ in Float(rng.normal()) }
-            w.gradient = Tensor(shape: [n], scalars: g)
-            rms.update([NamedParameter("w", w)])
+        let worst = largestDifferenceFromFormula(rms, seed: 6) { x, g, _ in
             for i in 0..<n {
                 square[i] = 0.9 * square[i] + 0.1 * Double(g[i]) * Double(g[i])
                 var step = Double(g[i]) / (square[i].squareRoot() + 1e-8)
@@ -128,7 +107,6 @@ import Tensors
                 x[i] -= 0.01 * step
             }
         }
-        let worst = zip(w.value.scalars, x).map { abs(Double($0) - $1) }.max()!
         #expect(worst < 1e-5, "largest difference \(worst)")
     }
 
@@ -251,4 +229,25 @@ import Tensors
         #expect(Embedding(count: 10, dimension: 3, generator: &rng).parameters.map(\.name) == ["table"])
         #expect(Conv1D(inputs: 1, outputs: 1, kernelWidth: 2, dilation: 4, generator: &rng).receptiveField == 5)
     }
+}
+
+/// 37 = 2·16 + 5 weights: a vectorised body and a scalar tail.
+private let formulaWeights = 37
+
+/// Three updates of `optimizer` with random gradients on `formulaWeights` random weights, beside `formula`, which
+/// applies the same update in double precision to `x` given the gradient `g` and the 1-based step; returns the
+/// largest difference between the two.
+private func largestDifferenceFromFormula(_ optimizer: any Optimizer, seed: UInt64,
+                                          formula: (_ x: inout [Double], _ g: [Float], _ step: Int) -> Void) -> Double {
+    var rng = RandomGenerator(seed: seed)
+    let start = (0..<formulaWeights).map { _ in Float(rng.normal()) }
+    let w = parameter(Tensor(shape: [formulaWeights], scalars: start))
+    var x = start.map(Double.init)
+    for step in 1...3 {
+        let g = (0..<formulaWeights).map { _ in Float(rng.normal()) }
+        w.gradient = Tensor(shape: [formulaWeights], scalars: g)
+        optimizer.update([NamedParameter("w", w)])
+        formula(&x, g, step)
+    }
+    return zip(w.value.scalars, x).map { abs(Double($0) - $1) }.max()!
 }
