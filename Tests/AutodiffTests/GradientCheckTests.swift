@@ -127,10 +127,13 @@ let opTable: [OpCase] = [
     },
 ]
 
-/// A 3×3 raster mask of type B: the row above, the pixels to the left and the centre.
-private func typeBMask(outputs: Int, inputs: Int) -> Tensor {
-    var mask = Tensor.ones([outputs, inputs, 3, 3])
-    for o in 0..<outputs { for i in 0..<inputs { mask[o, i, 2, 0] = 0; mask[o, i, 2, 1] = 0; mask[o, i, 2, 2] = 0; mask[o, i, 1, 2] = 0 } }
+/// A k×k raster mask of type B: the rows above, the pixels to the left and the centre.
+private func typeBMask(outputs: Int, inputs: Int, kernel k: Int = 3) -> Tensor {
+    var mask = Tensor.ones([outputs, inputs, k, k])
+    let centre = k / 2
+    for o in 0..<outputs { for i in 0..<inputs { for r in 0..<k { for c in 0..<k where r > centre || (r == centre && c > centre) {
+        mask[o, i, r, c] = 0
+    } } } }
     return mask
 }
 
@@ -138,21 +141,23 @@ private func typeBMask(outputs: Int, inputs: Int) -> Tensor {
     /// A grid convolution computes what `maskedConv2D` does on the unpadded layout, for every
     /// combination of ReLU input and residual, values and gradients, over several column tiles, with the
     /// tap products (channels a multiple of 4) and without, on rows of 1 to 9 Winograd tiles (AVX-512
-    /// transforms two rows at once at 4 to 7); its output and its input gradient are
+    /// transforms two rows at once at 4 to 7), and with 5×5 kernels; its output and its input gradient are
     /// zero at every padding position of the grid.
-    @Test(arguments: [(3, false, false, 19), (3, true, false, 19), (17, false, true, 19), (17, true, true, 19), (5, true, true, 19),
-                      (16, true, true, 19), (8, false, false, 19), (12, true, false, 19),
-                      (16, true, true, 20), (8, false, false, 20), (12, true, false, 8), (4, false, true, 4),
-                      (16, true, true, 32), (8, true, false, 36), (16, true, true, 28), (8, false, true, 24)])
-    func gridConvolutionMatchesTheUnpaddedOne(channels: Int, reluInput: Bool, residual: Bool, width: Int) {
+    @Test(arguments: [(3, false, false, 19, 3), (3, true, false, 19, 3), (17, false, true, 19, 3), (17, true, true, 19, 3),
+                      (5, true, true, 19, 3), (16, true, true, 19, 3), (8, false, false, 19, 3), (12, true, false, 19, 3),
+                      (16, true, true, 20, 3), (8, false, false, 20, 3), (12, true, false, 8, 3), (4, false, true, 4, 3),
+                      (16, true, true, 32, 3), (8, true, false, 36, 3), (16, true, true, 28, 3), (8, false, true, 24, 3),
+                      (16, true, true, 19, 5), (8, false, false, 28, 5), (5, true, false, 19, 5), (12, false, true, 6, 5)])
+    func gridConvolutionMatchesTheUnpaddedOne(channels: Int, reluInput: Bool, residual: Bool, width: Int, kernel: Int) {
         var rng = RandomGenerator(seed: 96)
         let (batch, height) = (3, 20)  // 3·21·20 grid columns: several tiles
-        let mask = typeBMask(outputs: channels, inputs: channels), taps = ConvolutionTaps(kernelHeight: 3, kernelWidth: 3, mask: mask)
+        let mask = typeBMask(outputs: channels, inputs: channels, kernel: kernel)
+        let taps = ConvolutionTaps(kernelHeight: kernel, kernelWidth: kernel, mask: mask)
         let grid = ImageGrid(batch: batch, height: height, width: width, taps: taps)
         let image = rng.uniformTensor([batch, channels, height, width], low: -1, high: 1)
         let x = Variable(image, requiresGradient: true)
         let onGrid = Variable(Kernels.toGrid(image, grid: grid), requiresGradient: true)
-        let weight = Variable(rng.uniformTensor([channels, channels, 3, 3], low: -1, high: 1), requiresGradient: true)
+        let weight = Variable(rng.uniformTensor([channels, channels, kernel, kernel], low: -1, high: 1), requiresGradient: true)
         let bias = Variable(rng.uniformTensor([channels], low: -1, high: 1), requiresGradient: true)
         let upstream = rng.uniformTensor([batch, channels, height, width], low: -1, high: 1)
         func gradients(_ input: Variable, _ build: () -> Variable) -> (value: Tensor, grads: [Tensor]) {

@@ -8,11 +8,12 @@ import Tensors
 import TestSupport
 
 func configuration(_ name: String, channels: Int = 1, size: Int = 3, levels: Int = 2) -> ImageModelConfiguration {
-    // "pixelcnn-bottleneck": PixelCNN with the paper's residual blocks; "row-lstm-skips", "diagonal-bilstm-skips":
-    // PixelRNNs with skip connections.
-    let kind = name == "pixelcnn-bottleneck" ? "pixelcnn" : name.hasSuffix("-skips") ? String(name.dropLast(6)) : name
+    // "pixelcnn-bottleneck": PixelCNN with the paper's residual blocks; "pixelcnn-k5": the same with 5×5 type-B
+    // kernels (the results table's PixelCNN); "row-lstm-skips", "diagonal-bilstm-skips": PixelRNNs with skip connections.
+    let kind = name.hasPrefix("pixelcnn-") ? "pixelcnn" : name.hasSuffix("-skips") ? String(name.dropLast(6)) : name
     var c = ImageModelConfiguration(kind: kind, channels: channels, height: size, width: size, levels: levels)
-    c.bottleneck = name == "pixelcnn-bottleneck"
+    c.bottleneck = name == "pixelcnn-bottleneck" || name == "pixelcnn-k5"
+    if name == "pixelcnn-k5" { c.blockKernel = 5 }
     c.skipConnections = name.hasSuffix("-skips")
     c.hiddenSizes = kind == "made" ? [24, 24] : [16]
     c.maskSets = kind == "made" ? 3 : 1
@@ -45,6 +46,7 @@ func allBinaryImages(_ d: Int) -> Tensor {
         Case(kind: "fvsbn", channels: 1, levels: 2), Case(kind: "nade", channels: 1, levels: 2), Case(kind: "made", channels: 1, levels: 2),
         Case(kind: "pixelcnn", channels: 1, levels: 2), Case(kind: "pixelcnn", channels: 3, levels: 4), Case(kind: "nade", channels: 1, levels: 5),
         Case(kind: "pixelcnn-bottleneck", channels: 1, levels: 2), Case(kind: "pixelcnn-bottleneck", channels: 3, levels: 4),
+        Case(kind: "pixelcnn-k5", channels: 1, levels: 2), Case(kind: "pixelcnn-k5", channels: 3, levels: 4),
         Case(kind: "made", channels: 3, levels: 3), Case(kind: "fvsbn", channels: 3, levels: 2),
         Case(kind: "gated-pixelcnn", channels: 1, levels: 2), Case(kind: "gated-pixelcnn", channels: 3, levels: 3),
         Case(kind: "row-lstm", channels: 1, levels: 2), Case(kind: "row-lstm", channels: 3, levels: 3),
@@ -71,7 +73,7 @@ func allBinaryImages(_ d: Int) -> Tensor {
     }
 
     /// Σₓ p(x) = 1 over all 2⁹ binary 3×3 images.
-    @Test(arguments: ["fvsbn", "nade", "made", "pixelcnn", "pixelcnn-bottleneck", "gated-pixelcnn", "row-lstm", "diagonal-bilstm",
+    @Test(arguments: ["fvsbn", "nade", "made", "pixelcnn", "pixelcnn-bottleneck", "pixelcnn-k5", "gated-pixelcnn", "row-lstm", "diagonal-bilstm",
                       "row-lstm-skips", "diagonal-bilstm-skips"])
     func normalised(kind: String) {
         var rng = RandomGenerator(seed: 2)
@@ -85,7 +87,8 @@ func allBinaryImages(_ d: Int) -> Tensor {
     @Test(arguments: [Case(kind: "nade", channels: 1, levels: 2), Case(kind: "nade", channels: 1, levels: 4),
                       Case(kind: "made", channels: 1, levels: 2), Case(kind: "pixelcnn", channels: 1, levels: 2),
                       Case(kind: "pixelcnn", channels: 3, levels: 4), Case(kind: "pixelcnn-bottleneck", channels: 1, levels: 2),
-                      Case(kind: "pixelcnn-bottleneck", channels: 3, levels: 4), Case(kind: "gated-pixelcnn", channels: 1, levels: 2),
+                      Case(kind: "pixelcnn-bottleneck", channels: 3, levels: 4), Case(kind: "pixelcnn-k5", channels: 1, levels: 2),
+                      Case(kind: "pixelcnn-k5", channels: 3, levels: 4), Case(kind: "gated-pixelcnn", channels: 1, levels: 2),
                       Case(kind: "gated-pixelcnn", channels: 3, levels: 3), Case(kind: "row-lstm", channels: 1, levels: 2),
                       Case(kind: "row-lstm", channels: 3, levels: 4), Case(kind: "diagonal-bilstm", channels: 1, levels: 2),
                       Case(kind: "diagonal-bilstm", channels: 3, levels: 4), Case(kind: "row-lstm-skips", channels: 3, levels: 4),
