@@ -12,7 +12,7 @@ func configuration(_ name: String, channels: Int = 1, size: Int = 3, levels: Int
     // kernels (the results table's PixelCNN); "row-lstm-skips", "diagonal-bilstm-skips": PixelRNNs with skip connections.
     let kind = name.hasPrefix("pixelcnn-") ? "pixelcnn" : name.hasSuffix("-skips") ? String(name.dropLast(6)) : name
     var c = ImageModelConfiguration(kind: kind, channels: channels, height: size, width: size, levels: levels)
-    c.bottleneck = name == "pixelcnn-bottleneck" || name == "pixelcnn-k5"
+    c.bottleneck = name.hasPrefix("pixelcnn-")
     if name == "pixelcnn-k5" { c.blockKernel = 5 }
     c.skipConnections = name.hasSuffix("-skips")
     c.hiddenSizes = kind == "made" ? [24, 24] : [16]
