@@ -75,4 +75,11 @@ int seriatim_winograd_gradient_pair(const float *row, long stride, int tiles, fl
                                     float *sumA, float *sumB);
 int seriatim_winograd_input_gradient_pair(const float *points, long plane, int tiles, const float *gate,
                                           const float *residual, float *row, long stride, long prefetch);
+
+/* A hint to the core that the caller is spinning on a flag (x86 PAUSE; nothing elsewhere). */
+static inline void seriatim_spin_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 #endif
