@@ -14,9 +14,9 @@ cp .build/release/seriatim "$S"
 isa=$(grep -qw avx512f /proc/cpuinfo && echo AVX-512 || echo AVX2)
 machine="$(nproc)-core $(lscpu | sed -n 's/^Model name: *//p' | head -1) ($isa), commit $(git rev-parse --short HEAD)"
 
-declare -A steps=( [fvsbn]=20000 [nade]=10000 [made]=10000 [made32]=80000 [pixelcnn]=60000 [row-lstm]=120000 [diagonal-bilstm]=5000 )
+declare -A steps=( [fvsbn]=20000 [nade]=10000 [made]=10000 [made32]=45000 [pixelcnn]=60000 [row-lstm]=120000 [diagonal-bilstm]=5000 )
 declare -A paper=( [fvsbn]=97.45 [nade]=88.86 [made]=88.40 [made32]=86.64 [pixelcnn]=81.30 [row-lstm]=80.54 [diagonal-bilstm]=79.20 )
-declare -A label=( [fvsbn]="FVSBN (L2 1e-4)" [nade]="NADE (500 hidden)" [made]="MADE (1×4000, 1 mask)" [made32]="MADE (2×4000, 32 masks)"
+declare -A label=( [fvsbn]="FVSBN (L2 1e-4)" [nade]="NADE (500 hidden)" [made]="MADE (1×4000, 1 mask)" [made32]="MADE (2×4000, 32 masks, averaged)"
                    [pixelcnn]="PixelCNN (7×7 A, 8 bottleneck blocks of 128 with 5×5 B, averaged)" [row-lstm]="Row LSTM (7×7 A, 12 layers, h = 16, skip connections, averaged)"
                    [diagonal-bilstm]="Diagonal BiLSTM (7×7 A, 4 layers of 32)" )
 models=("$@"); [ ${#models[@]} -eq 0 ] && models=(fvsbn nade made made32 pixelcnn row-lstm diagonal-bilstm)
@@ -25,7 +25,7 @@ for m in "${models[@]}"; do
     kind=$m; extra=()
     [ "$m" = fvsbn ] && extra=(--config scripts/configs/mnist-fvsbn.json)
     [ "$m" = made ] && extra=(--config scripts/configs/mnist-made-wide.json)
-    [ "$m" = made32 ] && { kind=made; extra=(--config scripts/configs/mnist-made-32masks-wide.json); }
+    [ "$m" = made32 ] && { kind=made; extra=(--config scripts/configs/mnist-made-32masks-averaged.json); }
     [ "$m" = row-lstm ] && extra=(--config scripts/configs/mnist-row-lstm-12-skips.json)
     [ "$m" = diagonal-bilstm ] && { printf '{"training": {"batchSize": 16, "evaluateEvery": 200, "validationLimit": 500}}' > runs/images/diagonal-bilstm.json; extra=(--config runs/images/diagonal-bilstm.json); }
     [ "$m" = pixelcnn ] && extra=(--config scripts/configs/mnist-pixelcnn-k5.json)
