@@ -48,11 +48,11 @@ public enum Parallel {
 /// A job is published as one atomic ticket holding its generation, its item count and the next
 /// unclaimed item; every thread claims items by compare-and-swap on the ticket, so a helper that
 /// looks late can never claim an item of a job that has moved on. The caller returns once every
-/// item has finished. A helper with nothing to do spins for `spinNanoseconds` (measured: waking a
-/// sleeping thread costs 60–70 µs on a 2-core virtual machine, and a MADE step has a dozen jobs a few
-/// hundred µs apart), then sleeps on its semaphore until the next job is published.
-/// `SERIATIM_WORKER_SPIN_US` sets the spin (default 1000 µs; 0 sleeps at once, which two runs
-/// sharing the cores may prefer).
+/// item has finished. A helper with nothing to do watches the ticket for `spinNanoseconds`
+/// (measured: waking a sleeping thread costs 60–70 µs on a 2-core virtual machine, and a MADE step has
+/// a dozen jobs a few hundred µs apart), yielding the core between looks after the first
+/// `pureSpinNanoseconds`, then sleeps on its semaphore until the next job is published.
+/// `SERIATIM_WORKER_SPIN_US` sets the watch (default 1000 µs; 0 sleeps at once).
 @usableFromInline
 final class WorkerPool: @unchecked Sendable {
     @usableFromInline static let shared = WorkerPool(helpers: Parallel.workerCount - 1)
