@@ -7,17 +7,25 @@ import Tensors
 /// exactly once whatever the helpers are doing — awake, asleep, or handed a job while they finish
 /// the last one — and calls made inside a job or from several threads at once must not deadlock.
 @Suite struct ParallelTests {
-    /// Runs `forEach(count)` and returns how many times each item ran.
-    private func timesRun(_ count: Int, work: (Int) -> Void = { _ in }) -> [Int] {
+    /// `count` counters, all zero, handed to `body` (which may bump them from any thread, each from one
+    /// at a time), then returned.
+    private func counters(_ count: Int, _ body: (UnsafeMutableBufferPointer<Int>) -> Void) -> [Int] {
         let runs = UnsafeMutableBufferPointer<Int>.allocate(capacity: count)
         runs.initialize(repeating: 0)
         defer { runs.deallocate() }
-        nonisolated(unsafe) let shared = runs
-        Parallel.forEach(count) { i in
-            work(i)
-            shared[i] += 1
-        }
+        body(runs)
         return Array(runs)
+    }
+
+    /// Runs `forEach(count)` and returns how many times each item ran.
+    private func timesRun(_ count: Int, work: (Int) -> Void = { _ in }) -> [Int] {
+        counters(count) { runs in
+            nonisolated(unsafe) let shared = runs
+            Parallel.forEach(count) { i in
+                work(i)
+                shared[i] += 1
+            }
+        }
     }
 
     @Test(arguments: [0, 1, 2, 3, 7, 64, 1000, 100_003])
@@ -46,25 +54,23 @@ import Tensors
 
     @Test func nestedCallsRunInsideTheOuterJob() {
         let inner = 50
-        let runs = UnsafeMutableBufferPointer<Int>.allocate(capacity: 8 * inner)
-        runs.initialize(repeating: 0)
-        defer { runs.deallocate() }
-        nonisolated(unsafe) let shared = runs
-        Parallel.forEach(8) { outer in
-            Parallel.forEach(inner) { i in shared[outer * inner + i] += 1 }
+        let runs = counters(8 * inner) { runs in
+            nonisolated(unsafe) let shared = runs
+            Parallel.forEach(8) { outer in
+                Parallel.forEach(inner) { i in shared[outer * inner + i] += 1 }
+            }
         }
         #expect(runs.allSatisfy { $0 == 1 })
     }
 
     @Test func callsFromSeveralThreadsAtOnceEachFinish() {
         let callers = 4, count = 500
-        let runs = UnsafeMutableBufferPointer<Int>.allocate(capacity: callers * count)
-        runs.initialize(repeating: 0)
-        defer { runs.deallocate() }
-        nonisolated(unsafe) let shared = runs
-        DispatchQueue.concurrentPerform(iterations: callers) { caller in
-            for _ in 0..<50 {
-                Parallel.forEach(count) { i in shared[caller * count + i] += 1 }
+        let runs = counters(callers * count) { runs in
+            nonisolated(unsafe) let shared = runs
+            DispatchQueue.concurrentPerform(iterations: callers) { caller in
+                for _ in 0..<50 {
+                    Parallel.forEach(count) { i in shared[caller * count + i] += 1 }
+                }
             }
         }
         #expect(runs.allSatisfy { $0 == 50 })
